@@ -11,66 +11,66 @@ use std::{
     time::Duration,
 };
 
-/// Where the local services listen.
-#[derive(Debug, Clone)]
-pub struct Services {
-    /// Kafka bootstrap servers, `host:port[,host:port]`.
-    pub kafka_brokers: String,
-    /// Cassandra contact points, `host:port[,host:port]`.
-    pub cassandra_contact_points: Vec<String>,
-    /// ZooKeeper connect string, `host:port[,host:port]`.
-    pub zk_connect: String,
+/// One of the real services the end-to-end tests use.
+#[derive(Debug, Clone, Copy)]
+enum Service {
+    Kafka,
+    Cassandra,
+    ZooKeeper,
 }
 
-impl Services {
-    /// Reads the endpoints from `FASTDATA_KAFKA_BROKERS`, `FASTDATA_CASSANDRA_CONTACT_POINTS`
-    /// and `FASTDATA_ZK_CONNECT`, defaulting to the ports `dev/services` uses.
-    pub fn from_env() -> Self {
-        let var =
-            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
-        Services {
-            kafka_brokers: var("FASTDATA_KAFKA_BROKERS", "127.0.0.1:9092"),
-            cassandra_contact_points: var("FASTDATA_CASSANDRA_CONTACT_POINTS", "127.0.0.1:9042")
-                .split(',')
-                .map(str::to_owned)
-                .collect(),
-            zk_connect: var("FASTDATA_ZK_CONNECT", "127.0.0.1:2181"),
+impl Service {
+    fn name(self) -> &'static str {
+        match self {
+            Service::Kafka => "Kafka",
+            Service::Cassandra => "Cassandra",
+            Service::ZooKeeper => "ZooKeeper",
         }
     }
 
-    /// Like [`Services::from_env`], and panics with instructions unless every service
-    /// accepts TCP connections.
-    pub fn require() -> Self {
-        let services = Self::from_env();
-        let checks = [
-            (
-                "Kafka",
-                "FASTDATA_KAFKA_BROKERS",
-                services.kafka_brokers.clone(),
-            ),
-            (
-                "Cassandra",
-                "FASTDATA_CASSANDRA_CONTACT_POINTS",
-                services.cassandra_contact_points.join(","),
-            ),
-            (
-                "ZooKeeper",
-                "FASTDATA_ZK_CONNECT",
-                services.zk_connect.clone(),
-            ),
-        ];
-        for (name, variable, endpoints) in checks {
-            let first = endpoints.split(',').next().unwrap_or_default();
-            if !accepts_tcp(first) {
-                panic!(
-                    "{name} is not reachable at {first} ({variable}). Start the local services with \
-                     `dev/services up` (or run the whole suite with `dev/test`), or point {variable} \
-                     at a running {name}."
-                );
-            }
+    /// The variable `dev/services env` sets, and the default matching its default ports.
+    fn variable(self) -> (&'static str, &'static str) {
+        match self {
+            Service::Kafka => ("FASTDATA_KAFKA_BROKERS", "127.0.0.1:9092"),
+            Service::Cassandra => ("FASTDATA_CASSANDRA_CONTACT_POINTS", "127.0.0.1:9042"),
+            Service::ZooKeeper => ("FASTDATA_ZK_CONNECT", "127.0.0.1:2181"),
         }
-        services
     }
+
+    /// The endpoints (`host:port,...`), after checking the first accepts TCP connections;
+    /// panics with instructions otherwise.
+    fn require(self) -> String {
+        let (variable, default) = self.variable();
+        let endpoints = std::env::var(variable).unwrap_or_else(|_| default.to_owned());
+        let first = endpoints.split(',').next().unwrap_or_default();
+        assert!(
+            accepts_tcp(first),
+            "{name} is not reachable at {first} ({variable}). Start the local services with \
+             `dev/services up` (or run the whole suite with `dev/test`), or point {variable} at a \
+             running {name}.",
+            name = self.name()
+        );
+        endpoints
+    }
+}
+
+/// Kafka bootstrap servers of a reachable Kafka (`FASTDATA_KAFKA_BROKERS`).
+pub fn kafka_brokers() -> String {
+    Service::Kafka.require()
+}
+
+/// Contact points of a reachable Cassandra (`FASTDATA_CASSANDRA_CONTACT_POINTS`).
+pub fn cassandra_contact_points() -> Vec<String> {
+    Service::Cassandra
+        .require()
+        .split(',')
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Connect string of a reachable ZooKeeper (`FASTDATA_ZK_CONNECT`).
+pub fn zk_connect() -> String {
+    Service::ZooKeeper.require()
 }
 
 /// True when `addr` (`host:port`) accepts a TCP connection within two seconds.

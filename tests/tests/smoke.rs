@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use fastdata_tests::{Services, unique_name};
+use fastdata_tests::{cassandra_contact_points, kafka_brokers, unique_name, zk_connect};
 use rdkafka::{
     ClientConfig, Message,
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
@@ -18,11 +18,11 @@ use zookeeper_client::{Acls, CreateMode};
 
 #[tokio::test]
 async fn kafka_round_trip() -> Result<()> {
-    let services = Services::require();
+    let brokers = kafka_brokers();
     let topic = unique_name("smoke");
 
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &services.kafka_brokers)
+        .set("bootstrap.servers", &brokers)
         .create()?;
     let created = admin
         .create_topics(
@@ -35,7 +35,7 @@ async fn kafka_round_trip() -> Result<()> {
     }
 
     let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &services.kafka_brokers)
+        .set("bootstrap.servers", &brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .create()?;
@@ -50,7 +50,7 @@ async fn kafka_round_trip() -> Result<()> {
         .context("producing the smoke message")?;
 
     let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &services.kafka_brokers)
+        .set("bootstrap.servers", &brokers)
         .set("group.id", unique_name("smoke-group"))
         .set("auto.offset.reset", "earliest")
         .create()?;
@@ -75,9 +75,8 @@ async fn kafka_round_trip() -> Result<()> {
 
 #[tokio::test]
 async fn cassandra_write_and_read() -> Result<()> {
-    let services = Services::require();
     let session = SessionBuilder::new()
-        .known_nodes(&services.cassandra_contact_points)
+        .known_nodes(cassandra_contact_points())
         .connection_timeout(Duration::from_secs(10))
         .build()
         .await
@@ -129,8 +128,7 @@ async fn cassandra_write_and_read() -> Result<()> {
 
 #[tokio::test]
 async fn zookeeper_znode_round_trip() -> Result<()> {
-    let services = Services::require();
-    let client = zookeeper_client::Client::connect(&services.zk_connect)
+    let client = zookeeper_client::Client::connect(&zk_connect())
         .await
         .context("connecting to ZooKeeper")?;
     let path = format!("/{}", unique_name("smoke"));
