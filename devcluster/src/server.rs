@@ -88,6 +88,40 @@ fn stream_response(
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
+/// Registers the event stream a [`Reply::Stream`] needs, in the same step that produced the
+/// reply, so no event can be emitted before its stream exists.
+fn open_stream_for(
+    inner: &mut crate::runtime::Inner,
+    conn: ConnId,
+    reply: &Reply,
+) -> Option<mpsc::Receiver<Bytes>> {
+    match reply {
+        Reply::Stream { encoding, .. } => Some(Shared::open_stream(inner, conn, *encoding)),
+        Reply::Answer(_) => None,
+    }
+}
+
+/// The HTTP response for a core reply (and its stream, when it opened one).
+fn reply_response(
+    shared: &Arc<Shared>,
+    conn: ConnId,
+    reply: Reply,
+    rx: Option<mpsc::Receiver<Bytes>>,
+) -> Response {
+    match (reply, rx) {
+        (
+            Reply::Stream {
+                encoding,
+                stream_id,
+            },
+            Some(rx),
+        ) => stream_response(shared, conn, rx, encoding, stream_id),
+        (Reply::Answer(answer), _) => answer_response(answer),
+        // Invariant broken only if `open_stream_for` was skipped for a stream reply.
+        (Reply::Stream { .. }, None) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -119,23 +153,10 @@ async fn scheduler(
     };
     let (reply, rx) = ctx.shared.step(|inner| {
         let reply = inner.cluster.scheduler_request(now(), ctx.address, req);
-        let rx = match &reply {
-            Reply::Stream { encoding, .. } => Some(Shared::open_stream(inner, conn, *encoding)),
-            Reply::Answer(_) => None,
-        };
+        let rx = open_stream_for(inner, conn, &reply);
         (reply, rx)
     });
-    match (reply, rx) {
-        (
-            Reply::Stream {
-                encoding,
-                stream_id,
-            },
-            Some(rx),
-        ) => stream_response(&ctx.shared, conn, rx, encoding, stream_id),
-        (Reply::Answer(answer), _) => answer_response(answer),
-        (Reply::Stream { .. }, None) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
+    reply_response(&ctx.shared, conn, reply, rx)
 }
 
 async fn state(State(ctx): State<MasterCtx>) -> Response {
@@ -216,23 +237,10 @@ async fn executor(
             );
         }
         let reply = inner.cluster.executor_request(now(), ctx.agent, req);
-        let rx = match &reply {
-            Reply::Stream { encoding, .. } => Some(Shared::open_stream(inner, conn, *encoding)),
-            Reply::Answer(_) => None,
-        };
+        let rx = open_stream_for(inner, conn, &reply);
         (reply, rx)
     });
-    match (reply, rx) {
-        (
-            Reply::Stream {
-                encoding,
-                stream_id,
-            },
-            Some(rx),
-        ) => stream_response(&ctx.shared, conn, rx, encoding, stream_id),
-        (Reply::Answer(answer), _) => answer_response(answer),
-        (Reply::Stream { .. }, None) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
+    reply_response(&ctx.shared, conn, reply, rx)
 }
 
 fn agent_router(shared: Arc<Shared>, agent: usize) -> Router {

@@ -50,6 +50,23 @@ pub fn graceful_shutdown() -> std::io::Result<impl Future<Output = ()>> {
 }
 
 /// Prints a report as one JSON line on stdout.
+/// What every workload binary does before running: a workload whose configuration was refused
+/// ends the program with exit code 2 and the refusal's one sentence; failing to listen for
+/// signals ends it with exit code 1. Otherwise the workload and its shutdown signal.
+pub fn prepare<T, E: std::fmt::Display>(
+    workload: Result<T, E>,
+) -> Result<(T, impl Future<Output = ()>), std::process::ExitCode> {
+    let workload = workload.map_err(|e| {
+        eprintln!("error: {e}");
+        std::process::ExitCode::from(2)
+    })?;
+    let shutdown = graceful_shutdown().map_err(|e| {
+        eprintln!("error: cannot listen for signals: {e}");
+        std::process::ExitCode::FAILURE
+    })?;
+    Ok((workload, shutdown))
+}
+
 pub fn print_report<T: serde::Serialize>(report: &T) {
     match serde_json::to_string(report) {
         Ok(line) => println!("{line}"),

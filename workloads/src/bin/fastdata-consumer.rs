@@ -123,19 +123,9 @@ async fn main() -> ExitCode {
         ..Backoff::default()
     };
     config.kafka_properties = args.kafka_properties;
-    let consumer = match SinkConsumer::new(config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let shutdown = match cli::graceful_shutdown() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: cannot listen for signals: {e}");
-            return ExitCode::FAILURE;
-        }
+    let (consumer, shutdown) = match cli::prepare(SinkConsumer::new(config)) {
+        Ok(prepared) => prepared,
+        Err(code) => return code,
     };
     let handle = consumer.handle();
     let stats_interval = args.stats_interval;

@@ -70,19 +70,9 @@ async fn main() -> ExitCode {
     config.flush_timeout = args.flush_timeout;
     config.seed = args.seed;
     config.kafka_properties = args.kafka_properties;
-    let producer = match SensorProducer::new(config) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let shutdown = match cli::graceful_shutdown() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: cannot listen for signals: {e}");
-            return ExitCode::FAILURE;
-        }
+    let (producer, shutdown) = match cli::prepare(SensorProducer::new(config)) {
+        Ok(prepared) => prepared,
+        Err(code) => return code,
     };
     let handle = producer.handle();
     let stats_interval = args.stats_interval;
