@@ -252,27 +252,8 @@ where
             let convert_error = |e: &dyn std::fmt::Display| {
                 Answer::bad_request(format!("Failed to convert JSON into Call protobuf: {e}"))
             };
-            let Some(descriptor) =
-                fastdata_proto::json::descriptor_pool().get_message_by_name(api.full_name())
-            else {
-                return Err(convert_error(&"no descriptor"));
-            };
-            let mut deserializer = serde_json::Deserializer::from_slice(req.body);
-            let dynamic = prost_reflect::DynamicMessage::deserialize_with_options(
-                descriptor,
-                &mut deserializer,
-                &prost_reflect::DeserializeOptions::new(),
-            )
-            .and_then(|m| deserializer.end().map(|()| m))
-            .map_err(|e| convert_error(&e))?;
-            // Presence is only visible here: prost would fill a missing required field in.
-            let problems = fastdata_proto::validate::problems_in(&dynamic);
-            if !problems.is_empty() {
-                let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
-                return Err(convert_error(&text.join("; ")));
-            }
-            C::decode(prost::Message::encode_to_vec(&dynamic).as_slice())
-                .map_err(|e| convert_error(&e))?
+            // `from_json` refuses missing required fields before prost could fill them in.
+            fastdata_proto::json::from_json::<C>(req.body).map_err(|e| convert_error(&e))?
         }
     };
     Ok((call, content))

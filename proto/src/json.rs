@@ -29,6 +29,15 @@ pub enum JsonError {
     /// A message type that is not in our descriptor set (a bug in this crate).
     #[error("message type {0} is not in the fastdata descriptor set")]
     UnknownType(String),
+    /// The JSON parsed but leaves `required` fields out (or holds unknown enum values), which
+    /// a prost struct could not show afterwards: prost fills absent required fields in.
+    #[error("incomplete JSON for {message}: {problems}")]
+    Incomplete {
+        /// Full protobuf name of the expected message.
+        message: String,
+        /// What is missing, by path.
+        problems: String,
+    },
     /// Re-encoding the parsed message failed (a bug in this crate).
     #[error("could not convert {message}: {source}")]
     Convert {
@@ -96,7 +105,8 @@ pub fn dynamic_to_json(message: &DynamicMessage) -> Result<serde_json::Value, Js
 }
 
 /// Parses Mesos-style JSON (proto or lowerCamel field names) into a generated message.
-/// Unknown fields are an error, as they are for Mesos.
+/// Unknown fields are an error, as they are for Mesos, and so are missing `required` fields
+/// at any depth (checked before prost's defaults would hide them).
 pub fn from_json<M: prost::Message + prost::Name + Default>(json: &[u8]) -> Result<M, JsonError> {
     let descriptor = descriptor_of::<M>()?;
     let mut deserializer = serde_json::Deserializer::from_slice(json);
@@ -110,6 +120,18 @@ pub fn from_json<M: prost::Message + prost::Name + Default>(json: &[u8]) -> Resu
         message: M::full_name(),
         source,
     })?;
+    let problems = crate::validate::problems_in(&dynamic);
+    if !problems.is_empty() {
+        let problems = problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(JsonError::Incomplete {
+            message: M::full_name(),
+            problems,
+        });
+    }
     M::decode(dynamic.encode_to_vec().as_slice()).map_err(|source| JsonError::Convert {
         message: M::full_name(),
         source,
@@ -160,5 +182,22 @@ mod tests {
         assert!(from_json::<Call>(b"MALFORMED_CONTENT").is_err());
         let teardown: Call = from_json(br#"{"type":"TEARDOWN"}"#).unwrap();
         assert_eq!(teardown.r#type, Some(call::Type::Teardown as i32));
+    }
+
+    #[test]
+    fn refuses_missing_required_fields_that_prost_would_fill_in() {
+        let err = from_json::<Call>(
+            br#"{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"root"}}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "incomplete JSON for mesos.v1.scheduler.Call: required field 'subscribe.framework_info.name' is missing"
+        );
+        let complete: Call = from_json(
+            br#"{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"root","name":"f"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(complete.subscribe.unwrap().framework_info.name, "f");
     }
 }
