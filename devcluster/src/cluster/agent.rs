@@ -577,23 +577,7 @@ impl Cluster {
                             &sandbox,
                         );
                         let env = with_command_env(env, Some(&command));
-                        self.agents[i]
-                            .containers
-                            .get_mut(&cid)
-                            .expect("just made")
-                            .processes
-                            .push(cid.clone());
-                        self.effect(Effect::Launch(LaunchSpec {
-                            agent: i,
-                            process: cid.clone(),
-                            sandbox,
-                            shell: command.shell.unwrap_or(true),
-                            value: command.value.clone().unwrap_or_default(),
-                            arguments: command.arguments.clone(),
-                            env,
-                            uris: command.uris,
-                            links,
-                        }));
+                        self.launch_process(i, &cid, sandbox, command, env, links);
                     }
                     Err(e) => self.launch_failed(
                         now,
@@ -640,6 +624,37 @@ impl Cluster {
         }
     }
 
+    /// Records the container's process and asks the runtime to start `command` in it, in the
+    /// sandbox, with `env` and the volume `links`.
+    fn launch_process(
+        &mut self,
+        i: usize,
+        cid: &str,
+        sandbox: std::path::PathBuf,
+        command: fastdata_proto::v1::CommandInfo,
+        env: Vec<(String, String)>,
+        links: Vec<(String, std::path::PathBuf)>,
+    ) {
+        // Invariant: callers create the container before launching its process.
+        self.agents[i]
+            .containers
+            .get_mut(cid)
+            .expect("the container exists")
+            .processes
+            .push(cid.to_owned());
+        self.effect(Effect::Launch(LaunchSpec {
+            agent: i,
+            process: cid.to_owned(),
+            sandbox,
+            shell: command.shell.unwrap_or(true),
+            value: command.value.clone().unwrap_or_default(),
+            arguments: command.arguments.clone(),
+            env,
+            uris: command.uris,
+            links,
+        }));
+    }
+
     /// Starts a custom executor's process and its registration timer.
     fn start_executor(
         &mut self,
@@ -666,23 +681,7 @@ impl Cluster {
         );
         match links {
             Ok(links) => {
-                self.agents[i]
-                    .containers
-                    .get_mut(cid)
-                    .expect("exists")
-                    .processes
-                    .push(cid.to_owned());
-                self.effect(Effect::Launch(LaunchSpec {
-                    agent: i,
-                    process: cid.to_owned(),
-                    sandbox,
-                    shell: command.shell.unwrap_or(true),
-                    value: command.value.clone().unwrap_or_default(),
-                    arguments: command.arguments.clone(),
-                    env,
-                    uris: command.uris,
-                    links,
-                }));
+                self.launch_process(i, cid, sandbox, command, env, links);
                 let timeout = self.config.executor_registration_timeout;
                 self.set_timer(
                     now.at + timeout,

@@ -534,6 +534,24 @@ impl Cluster {
         Ok(())
     }
 
+    /// The executor's resources when the launch starts it, none when it already runs on the
+    /// agent: Mesos counts an executor's resources once, when it is started.
+    fn new_executor_resources(
+        &self,
+        framework_id: &str,
+        agent: usize,
+        executor: &ExecutorInfo,
+    ) -> Vec<Resource> {
+        let running = self.master.frameworks[framework_id]
+            .executors
+            .contains_key(&(agent, executor.executor_id.value.clone()));
+        if running {
+            Vec::new()
+        } else {
+            executor.resources.clone()
+        }
+    }
+
     /// ExecutorInfo rules (M: validation.cpp `executor::internal::validate`), and
     /// compatibility with a running executor of the same id.
     fn validate_executor(
@@ -619,20 +637,9 @@ impl Cluster {
                     }
                     _ => {}
                 }
-                let known = self.master.frameworks[framework_id]
-                    .executors
-                    .contains_key(&(agent, executor.executor_id.value.clone()));
-                if !known {
-                    needed.extend(executor.resources.iter().cloned());
-                }
+                needed.extend(self.new_executor_resources(framework_id, agent, executor));
             }
-            if !pool.contains(&needed) {
-                return Err(format!(
-                    "Total resources {} required by task and its executor is more than available {}",
-                    resources::format_list(&needed),
-                    resources::format_list(pool.as_slice())
-                ));
-            }
+            require_fits(pool, &needed, "task and its executor is")?;
             Ok(needed)
         })();
         let needed = match checked {
@@ -781,19 +788,8 @@ impl Cluster {
                 }
                 needed.extend(task.resources.iter().cloned());
             }
-            let known = self.master.frameworks[framework_id]
-                .executors
-                .contains_key(&(agent, executor.executor_id.value.clone()));
-            if !known {
-                needed.extend(executor.resources.iter().cloned());
-            }
-            if !pool.contains(&needed) {
-                return Err(format!(
-                    "Total resources {} required by task group and its executor are more than available {}",
-                    resources::format_list(&needed),
-                    resources::format_list(pool.as_slice())
-                ));
-            }
+            needed.extend(self.new_executor_resources(framework_id, agent, &executor));
+            require_fits(pool, &needed, "task group and its executor are")?;
             Ok(needed)
         })();
         let needed = match checked {
@@ -850,4 +846,17 @@ impl Cluster {
             },
         ));
     }
+}
+
+/// Mesos' refusal of a launch whose resources the offers do not hold; `required_by` words the
+/// subject as Mesos does ("task and its executor is", "task group and its executor are").
+fn require_fits(pool: &Resources, needed: &[Resource], required_by: &str) -> Result<(), String> {
+    if pool.contains(needed) {
+        return Ok(());
+    }
+    Err(format!(
+        "Total resources {} required by {required_by} more than available {}",
+        resources::format_list(needed),
+        resources::format_list(pool.as_slice())
+    ))
 }
