@@ -1,4 +1,5 @@
-//! What the three binaries share: logging setup and signal handling.
+//! What the three binaries share: logging setup, signal handling, start-up, and the
+//! Cassandra connection flags.
 //!
 //! Logs go to stderr (`RUST_LOG` filters, default [`DEFAULT_LOG_FILTER`]); a binary's final report goes to
 //! stdout as one JSON line. The first SIGTERM or Ctrl-C asks for a graceful stop; a second
@@ -71,5 +72,39 @@ pub fn print_report<T: serde::Serialize>(report: &T) {
     match serde_json::to_string(report) {
         Ok(line) => println!("{line}"),
         Err(e) => tracing::warn!(error = %e, "could not print the report"),
+    }
+}
+
+/// The Cassandra connection flags of the consumer and the Cassandra check.
+#[derive(Debug, clap::Args)]
+pub struct CassandraConnectionArgs {
+    /// Cassandra contact points, host:port[,host:port...].
+    #[arg(
+        long,
+        env = "FASTDATA_CASSANDRA_CONTACT_POINTS",
+        value_name = "HOST:PORT,..."
+    )]
+    pub cassandra_contact_points: String,
+    /// Cassandra user name, if authentication is on.
+    #[arg(
+        long,
+        env = "FASTDATA_CASSANDRA_USERNAME",
+        requires = "cassandra_password"
+    )]
+    pub cassandra_username: Option<String>,
+    /// Cassandra password (prefer the environment variable).
+    #[arg(long, env = "FASTDATA_CASSANDRA_PASSWORD", hide_env_values = true)]
+    pub cassandra_password: Option<String>,
+}
+
+impl CassandraConnectionArgs {
+    /// The contact points as a list.
+    pub fn contact_points(&self) -> Vec<String> {
+        crate::settings::split_addresses(&self.cassandra_contact_points)
+    }
+
+    /// User name and password, when both are given.
+    pub fn credentials(self) -> Option<(String, String)> {
+        self.cassandra_username.zip(self.cassandra_password)
     }
 }

@@ -140,15 +140,13 @@ async fn cassandra_stopped_for_20s_loses_nothing_and_health_recovers() {
     )
     .await;
     producing.await.unwrap();
-    let (s, k) = (Arc::clone(&session), name.clone());
-    wait_until(
+    wait_for_rows(
+        &session,
+        &name,
+        EVENTS as i64,
         "every event in the table",
         Duration::from_secs(240),
         Duration::from_secs(2),
-        || {
-            let (s, k) = (s.clone(), k.clone());
-            async move { count_rows(&s, &k).await >= EVENTS as i64 }
-        },
     )
     .await;
     stop.send(()).unwrap();

@@ -6,7 +6,6 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -52,15 +51,13 @@ async fn consumer_killed_with_sigkill_and_restarted_loses_nothing() {
 
     let first_log = log_dir.join(format!("{name}-first.log"));
     let mut first = spawn_consumer(&name, &spool, &first_log);
-    let (s, k) = (Arc::clone(&session), name.clone());
-    wait_until(
+    wait_for_rows(
+        &session,
+        &name,
+        5_000,
         "the first consumer writing rows",
         Duration::from_secs(120),
         Duration::from_millis(300),
-        || {
-            let (s, k) = (s.clone(), k.clone());
-            async move { count_rows(&s, &k).await >= 5_000 }
-        },
     )
     .await;
     first.kill().expect("SIGKILL"); // std's kill() is SIGKILL on Unix
@@ -76,15 +73,13 @@ async fn consumer_killed_with_sigkill_and_restarted_loses_nothing() {
     let second_log = log_dir.join(format!("{name}-second.log"));
     let second = spawn_consumer(&name, &spool, &second_log);
     producing.await.unwrap();
-    let (s, k) = (Arc::clone(&session), name.clone());
-    wait_until(
+    wait_for_rows(
+        &session,
+        &name,
+        EVENTS as i64,
         "every event in the table after the restart",
         Duration::from_secs(240),
         Duration::from_secs(2),
-        || {
-            let (s, k) = (s.clone(), k.clone());
-            async move { count_rows(&s, &k).await >= EVENTS as i64 }
-        },
     )
     .await;
 

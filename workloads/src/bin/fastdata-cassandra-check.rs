@@ -8,7 +8,7 @@ use clap::Parser;
 use fastdata_workloads::cassandra::parse_consistency;
 use fastdata_workloads::cassandra_check::{self, CheckConfig, CheckRound};
 use fastdata_workloads::cli;
-use fastdata_workloads::settings::{Replication, parse_duration, split_addresses};
+use fastdata_workloads::settings::{Replication, parse_duration};
 use scylla::statement::Consistency;
 
 /// Writes a reading for one sensor every --interval and reads back that sensor's newest
@@ -20,13 +20,8 @@ use scylla::statement::Consistency;
 #[derive(Debug, Parser)]
 #[command(name = "fastdata-cassandra-check", version)]
 struct Args {
-    /// Cassandra contact points, host:port[,host:port...].
-    #[arg(
-        long,
-        env = "FASTDATA_CASSANDRA_CONTACT_POINTS",
-        value_name = "HOST:PORT,..."
-    )]
-    cassandra_contact_points: String,
+    #[command(flatten)]
+    cassandra: cli::CassandraConnectionArgs,
     /// Keyspace of the check's own readings table (created if missing).
     #[arg(
         long,
@@ -41,16 +36,6 @@ struct Args {
     /// Consistency level of the writes and reads.
     #[arg(long, env = "FASTDATA_CONSISTENCY", default_value = "local_quorum", value_parser = parse_consistency)]
     consistency: Consistency,
-    /// Cassandra user name, if authentication is on.
-    #[arg(
-        long,
-        env = "FASTDATA_CASSANDRA_USERNAME",
-        requires = "cassandra_password"
-    )]
-    cassandra_username: Option<String>,
-    /// Cassandra password (prefer the environment variable).
-    #[arg(long, env = "FASTDATA_CASSANDRA_PASSWORD", hide_env_values = true)]
-    cassandra_password: Option<String>,
     /// The sensor the check writes as.
     #[arg(long, default_value = "check-sensor")]
     sensor_id: String,
@@ -69,11 +54,11 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     cli::init_logging();
-    let mut config = CheckConfig::new(split_addresses(&args.cassandra_contact_points));
+    let mut config = CheckConfig::new(args.cassandra.contact_points());
     config.cassandra.keyspace = args.keyspace;
     config.cassandra.replication = args.replication;
     config.cassandra.consistency = args.consistency;
-    config.cassandra.credentials = args.cassandra_username.zip(args.cassandra_password);
+    config.cassandra.credentials = args.cassandra.credentials();
     config.sensor_id = args.sensor_id;
     config.interval = args.interval;
     config.read_back = args.read_back;

@@ -9,9 +9,7 @@ use fastdata_workloads::backoff::Backoff;
 use fastdata_workloads::cassandra::parse_consistency;
 use fastdata_workloads::cli;
 use fastdata_workloads::consumer::{ConsumerConfig, SinkConsumer};
-use fastdata_workloads::settings::{
-    Replication, parse_duration, parse_kafka_property, split_addresses,
-};
+use fastdata_workloads::settings::{Replication, parse_duration, parse_kafka_property};
 use scylla::statement::Consistency;
 
 /// A consumer group member writing sensor readings from Kafka into Cassandra, at least once,
@@ -36,13 +34,8 @@ struct Args {
     /// Static group membership id (e.g. the slot name) [default: dynamic membership].
     #[arg(long, env = "FASTDATA_GROUP_INSTANCE_ID")]
     group_instance_id: Option<String>,
-    /// Cassandra contact points, host:port[,host:port...].
-    #[arg(
-        long,
-        env = "FASTDATA_CASSANDRA_CONTACT_POINTS",
-        value_name = "HOST:PORT,..."
-    )]
-    cassandra_contact_points: String,
+    #[command(flatten)]
+    cassandra: cli::CassandraConnectionArgs,
     /// Keyspace of the readings table (created if missing).
     #[arg(long, env = "FASTDATA_KEYSPACE", default_value = "sensors")]
     keyspace: String,
@@ -53,16 +46,6 @@ struct Args {
     /// Consistency level of the writes.
     #[arg(long, env = "FASTDATA_CONSISTENCY", default_value = "local_quorum", value_parser = parse_consistency)]
     consistency: Consistency,
-    /// Cassandra user name, if authentication is on.
-    #[arg(
-        long,
-        env = "FASTDATA_CASSANDRA_USERNAME",
-        requires = "cassandra_password"
-    )]
-    cassandra_username: Option<String>,
-    /// Cassandra password (prefer the environment variable).
-    #[arg(long, env = "FASTDATA_CASSANDRA_PASSWORD", hide_env_values = true)]
-    cassandra_password: Option<String>,
     /// Timeout of one Cassandra request.
     #[arg(long, env = "FASTDATA_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     request_timeout: Duration,
@@ -102,7 +85,7 @@ async fn main() -> ExitCode {
     cli::init_logging();
     let mut config = ConsumerConfig::new(
         args.kafka_brokers,
-        split_addresses(&args.cassandra_contact_points),
+        args.cassandra.contact_points(),
         args.spool_dir,
     );
     config.topic = args.topic;
@@ -112,7 +95,7 @@ async fn main() -> ExitCode {
     config.cassandra.replication = args.replication;
     config.cassandra.consistency = args.consistency;
     config.cassandra.request_timeout = args.request_timeout;
-    config.cassandra.credentials = args.cassandra_username.zip(args.cassandra_password);
+    config.cassandra.credentials = args.cassandra.credentials();
     config.max_in_flight = args.max_in_flight;
     config.batch_size = args.batch_size;
     config.grace_period = args.grace_period;

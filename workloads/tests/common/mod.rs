@@ -463,6 +463,22 @@ where
     }
 }
 
+/// Waits until the test's table holds at least `rows` rows, polling every `every`; fails the
+/// test after `timeout`, naming `what`.
+pub async fn wait_for_rows(
+    session: &Arc<Session>,
+    keyspace: &str,
+    rows: i64,
+    what: &str,
+    timeout: Duration,
+    every: Duration,
+) {
+    wait_until(what, timeout, every, || async move {
+        count_rows(session, keyspace).await >= rows
+    })
+    .await;
+}
+
 /// Drops the test's keyspace and topic and removes its spool (after a passing test; a failing
 /// one leaves them for a look).
 pub async fn cleanup(session: Option<&Session>, name: &str) {
