@@ -5,12 +5,14 @@
 //! `.proto` files, which follow the field tables of the Mesos 1.12 reference exactly; the
 //! RecordIO codec of the event streams; validation of outgoing messages against proto2
 //! `required` rules and the Mesos call rules; the protobuf JSON mapping; and fastdata's gRPC
-//! control API (`fastdata.control.v1`); and [`task`], the JSON documents the scheduler and the
+//! control API (`fastdata.control.v1`); [`duration`], the duration parser both the executor
+//! (Mesos' environment) and the scheduler (its configuration) use; and [`task`], the JSON documents the scheduler and the
 //! executor exchange through Mesos (task specs, stats reports, commands).
 //!
 //! This crate does no I/O. The scheduler, the executor and devcluster share it and nothing
 //! else, so a misreading of the protocol cannot hide in both sides of a test at once.
 
+pub mod duration;
 pub mod json;
 pub mod mesos_ext;
 pub mod recordio;

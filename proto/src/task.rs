@@ -54,6 +54,9 @@ pub enum Workload {
     Consumer(ConsumerSpec),
     /// A one-shot check that Cassandra is reachable and the schema is in place.
     CassandraCheck(CassandraSpec),
+    /// Holds its slot and does nothing: reports running at once and stops when killed. For
+    /// measuring the scheduler's launch pipeline without the workloads' load (1,000 slots).
+    Noop,
 }
 
 impl Workload {
@@ -63,6 +66,7 @@ impl Workload {
             Workload::Producer(_) => WorkloadKind::Producer,
             Workload::Consumer(_) => WorkloadKind::Consumer,
             Workload::CassandraCheck(_) => WorkloadKind::CassandraCheck,
+            Workload::Noop => WorkloadKind::Noop,
         }
     }
 }
@@ -77,6 +81,8 @@ pub enum WorkloadKind {
     Consumer,
     /// See [`Workload::CassandraCheck`].
     CassandraCheck,
+    /// See [`Workload::Noop`].
+    Noop,
 }
 
 impl fmt::Display for WorkloadKind {
@@ -85,6 +91,7 @@ impl fmt::Display for WorkloadKind {
             WorkloadKind::Producer => "producer",
             WorkloadKind::Consumer => "consumer",
             WorkloadKind::CassandraCheck => "cassandra-check",
+            WorkloadKind::Noop => "noop",
         })
     }
 }
@@ -263,6 +270,15 @@ impl TaskSpec {
             "producer" => Workload::Producer(at_path("workload.", fields)?),
             "consumer" => Workload::Consumer(at_path("workload.", fields)?),
             "cassandra-check" => Workload::CassandraCheck(at_path("workload.", fields)?),
+            "noop" => match fields.as_object().and_then(|f| f.keys().next()) {
+                Some(extra) => {
+                    return Err(SpecError::new(
+                        &format!("workload.{extra}"),
+                        "the noop workload takes no settings",
+                    ));
+                }
+                None => Workload::Noop,
+            },
             other => {
                 return Err(SpecError::new(
                     "workload.kind",
@@ -344,12 +360,13 @@ impl TaskSpec {
                 }
             }
             Workload::CassandraCheck(c) => check_cassandra("workload", c)?,
+            Workload::Noop => {}
         }
         Ok(())
     }
 }
 
-const KINDS: &str = "use producer, consumer or cassandra-check";
+const KINDS: &str = "use producer, consumer, cassandra-check or noop";
 
 /// [`TaskSpec`] with the workload not yet read.
 #[derive(Deserialize)]
@@ -644,6 +661,15 @@ mod tests {
         let json = full.to_json();
         assert!(json.len() < 1024, "{} bytes", json.len());
         assert_eq!(StatsReport::from_json(&json).unwrap(), full);
+    }
+
+    #[test]
+    fn noop_takes_no_settings() {
+        let spec = TaskSpec::new(Workload::Noop);
+        assert_eq!(TaskSpec::from_json(&spec.to_json()).unwrap(), spec);
+        let err = TaskSpec::from_json(br#"{"version":1,"workload":{"kind":"noop","rate":1}}"#)
+            .unwrap_err();
+        assert_eq!(err.field, "workload.rate");
     }
 
     #[test]

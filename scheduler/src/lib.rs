@@ -19,5 +19,10 @@
 //! The lag monitor and the policy never call the Mesos client: the reconcile loop feeds them
 //! and carries out what they decide. Talks to the executor only through Mesos.
 
+pub mod api;
+pub mod config;
 pub mod lag;
+pub mod mesos;
 pub mod policy;
+pub mod state;
+pub mod status;

@@ -1,0 +1,2 @@
+//! Skeleton placeholder: replaced by the real entry point.
+fn main() {}

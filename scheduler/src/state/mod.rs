@@ -1,0 +1,3 @@
+//! The framework's state in ZooKeeper under `/dcos-service-<name>`.
+//!
+//! Skeleton: implemented in the state-store work.

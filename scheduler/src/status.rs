@@ -1,0 +1,290 @@
+//! [`StatusSnapshot`]: everything the scheduler knows, as one value, for the REST and gRPC
+//! APIs, the status page and the CLI.
+//!
+//! The framework's run loop builds a fresh snapshot after every change and publishes it on a
+//! `tokio::sync::watch` channel ([`StatusReceiver`]); readers never lock the scheduler's
+//! state. Requests that change something (the scaling thresholds) go the other way as
+//! [`ApiRequest`]s on a bounded channel, answered through a oneshot. Pure data: no I/O here.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::lag::LagObservation;
+use crate::policy::{DecisionRecord, ScalingConfig};
+
+/// Where the scheduler is in its life. Maps onto the DC/OS SDK's `/v1/health` codes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Phase {
+    /// Another scheduler instance holds the ZooKeeper lock; this one waits.
+    WaitingForLock,
+    /// Subscribing to the Mesos master (or re-subscribing after a disconnection).
+    Subscribing {
+        /// Why the last attempt failed, if one did.
+        last_error: Option<String>,
+    },
+    /// Subscribed; reconciling the tasks it knows with the master before taking offers.
+    Reconciling {
+        /// Tasks still without an answer.
+        pending: usize,
+    },
+    /// Subscribed and acting.
+    Running,
+    /// The scheduler stopped trying: Mesos refused the framework for good (for example
+    /// "Framework has been removed"). Needs the operator.
+    Fatal {
+        /// What Mesos (or the state store) said.
+        message: String,
+        /// What the operator must do, step by step.
+        remedy: String,
+    },
+    /// Uninstall mode: killing tasks, unreserving, tearing down.
+    Uninstalling {
+        /// What is left to do.
+        remaining: String,
+    },
+    /// Uninstall finished: the framework is torn down and its state deleted.
+    Uninstalled,
+}
+
+/// The lifecycle state of one task, as the scheduler tracks it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskView {
+    /// Slot name: `consumer-3`, `producer-0`.
+    pub slot: String,
+    /// `consumer` or `producer`.
+    pub kind: String,
+    /// Current Mesos task id, if one is launched.
+    pub task_id: Option<String>,
+    /// Agent it runs (or is reserved) on.
+    pub agent_id: Option<String>,
+    /// That agent's hostname.
+    pub hostname: Option<String>,
+    /// Last Mesos state (`TASK_RUNNING`...), or the scheduler's own step for a slot without
+    /// a task (`RESERVING`, `WAITING_FOR_OFFER`, `BACKOFF`, `KILLING`, `UNRESERVING`).
+    pub state: String,
+    /// The slot's goal: `running` or `removed` (being scaled down).
+    pub goal: String,
+    /// Last status message from Mesos or the executor.
+    pub message: Option<String>,
+    /// Docker volume of the slot, if it has one.
+    pub volume: Option<String>,
+    /// Consecutive failures of this slot (drives its relaunch backoff).
+    pub failures: u32,
+    /// When the slot may be relaunched, milliseconds since the Unix epoch, while backing off.
+    pub relaunch_at_unix_ms: Option<u64>,
+    /// The workload's last stats report.
+    pub stats: Option<fastdata_proto::task::StatsReport>,
+}
+
+/// One offer and what became of it, for `/v1/debug/offers`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OfferOutcome {
+    /// When, milliseconds since the Unix epoch.
+    pub at_unix_ms: u64,
+    /// Offer id.
+    pub offer_id: String,
+    /// Agent.
+    pub agent_id: String,
+    /// Agent hostname.
+    pub hostname: String,
+    /// `accepted` or `declined`.
+    pub outcome: String,
+    /// What was done with it (`RESERVE+LAUNCH consumer-3`), or why it was declined ("needs 1
+    /// cpu, offer has 0.5", "agent already runs 2 consumers").
+    pub reason: String,
+}
+
+/// State of the `deploy` plan, with the DC/OS SDK's status-code meaning (200 complete, 202 in
+/// progress, 417 error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PlanStatus {
+    /// Every slot the target asks for runs (or, uninstalling, everything is cleaned up).
+    Complete,
+    /// Work remains.
+    InProgress,
+    /// The scheduler cannot make progress (a fatal error).
+    Error,
+}
+
+/// One point of the status page's history.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct HistoryPoint {
+    /// Milliseconds since the Unix epoch.
+    pub at_unix_ms: u64,
+    /// Total lag.
+    pub total_lag: u64,
+    /// Consumers running.
+    pub running: u32,
+    /// Consumers wanted.
+    pub desired: u32,
+}
+
+/// Counters for `/v1/metrics/prometheus`, monotonic since the scheduler started.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Counters {
+    /// Offers received.
+    pub offers_received: u64,
+    /// Offers accepted.
+    pub offers_accepted: u64,
+    /// Offers declined.
+    pub offers_declined: u64,
+    /// REVIVE calls sent.
+    pub revives: u64,
+    /// SUPPRESS calls sent.
+    pub suppresses: u64,
+    /// Tasks launched.
+    pub tasks_launched: u64,
+    /// KILL calls sent.
+    pub kills: u64,
+    /// Status updates received, by state name (`TASK_RUNNING` ...).
+    pub task_updates: std::collections::BTreeMap<String, u64>,
+    /// Scaling decisions that changed the target.
+    pub scaling_changes: u64,
+    /// Subscriptions (first and re-subscriptions).
+    pub subscriptions: u64,
+}
+
+/// Everything the APIs show. Cheap to clone (published behind an `Arc`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusSnapshot {
+    /// The service name.
+    pub service_name: String,
+    /// When this snapshot was made, milliseconds since the Unix epoch.
+    pub at_unix_ms: u64,
+    /// Life-cycle phase.
+    pub phase: Phase,
+    /// The framework id, once Mesos gave one (or the one stored in ZooKeeper).
+    pub framework_id: Option<String>,
+    /// The master the scheduler is subscribed to.
+    pub master: Option<String>,
+    /// The latest lag observation.
+    pub lag: Option<LagObservation>,
+    /// The scaling thresholds in force.
+    pub scaling: ScalingConfig,
+    /// Consumers the policy wants.
+    pub desired_consumers: u32,
+    /// Consumer tasks in TASK_RUNNING.
+    pub running_consumers: u32,
+    /// Consumers reporting a healthy sink / an unhealthy one.
+    pub sink_healthy_consumers: u32,
+    /// Consumers reporting an unhealthy sink.
+    pub sink_unhealthy_consumers: u32,
+    /// The last sink error a consumer reported, if any is unhealthy.
+    pub sink_error: Option<String>,
+    /// When nothing changes although the lag says it could, why ("scale-up held: Cassandra
+    /// unhealthy on 2 of 3 consumers"), or why a wanted slot is not running ("waiting for an
+    /// offer: needs 1 cpu, best offer has 0.5").
+    pub held_reason: Option<String>,
+    /// Recent decisions, oldest first (the full bounded log is `/v1/decisions`).
+    pub decisions: Vec<DecisionRecord>,
+    /// Every slot and its task.
+    pub tasks: Vec<TaskView>,
+    /// Recent offer outcomes, oldest first (bounded).
+    pub offers: Vec<OfferOutcome>,
+    /// The deploy plan.
+    pub plan: PlanStatus,
+    /// A sentence about the plan ("3 of 5 consumers running; consumer-4 waiting for an
+    /// offer").
+    pub plan_message: String,
+    /// The last hour, one point every few seconds.
+    pub history: Vec<HistoryPoint>,
+    /// Counters.
+    pub counters: Counters,
+}
+
+impl StatusSnapshot {
+    /// The snapshot of a scheduler that has just started.
+    pub fn starting(service_name: &str, scaling: ScalingConfig) -> StatusSnapshot {
+        StatusSnapshot {
+            service_name: service_name.to_owned(),
+            at_unix_ms: 0,
+            phase: Phase::WaitingForLock,
+            framework_id: None,
+            master: None,
+            lag: None,
+            scaling,
+            desired_consumers: 0,
+            running_consumers: 0,
+            sink_healthy_consumers: 0,
+            sink_unhealthy_consumers: 0,
+            sink_error: None,
+            held_reason: None,
+            decisions: Vec::new(),
+            tasks: Vec::new(),
+            offers: Vec::new(),
+            plan: PlanStatus::InProgress,
+            plan_message: "starting".to_owned(),
+            history: Vec::new(),
+            counters: Counters::default(),
+        }
+    }
+}
+
+/// The receiving side of the snapshots.
+pub type StatusReceiver = watch::Receiver<Arc<StatusSnapshot>>;
+
+/// A change of thresholds: fields left `None` keep their value (REST `PUT /v1/scaling` with a
+/// partial body, gRPC `SetScaling`). Durations in seconds, as in [`ScalingConfig`]'s JSON.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScalingPatch {
+    /// `step` or `proportional`.
+    pub mode: Option<crate::policy::ScalingMode>,
+    /// Backlog above which the group grows.
+    pub scale_up_lag: Option<u64>,
+    /// Backlog below which it may shrink.
+    pub scale_down_lag: Option<u64>,
+    /// Fewest consumers.
+    pub min_consumers: Option<u32>,
+    /// Most consumers.
+    pub max_consumers: Option<u32>,
+    /// `step` interval, seconds.
+    pub step_interval_secs: Option<f64>,
+    /// Stabilization window, seconds.
+    pub stabilization_window_secs: Option<f64>,
+    /// Cooldown, seconds.
+    pub cooldown_secs: Option<f64>,
+    /// Target drain time, seconds.
+    pub target_drain_time_secs: Option<f64>,
+    /// Headroom fraction.
+    pub headroom: Option<f64>,
+    /// Observation age bound, seconds.
+    pub max_observation_age_secs: Option<f64>,
+}
+
+/// Why a scaling change was refused: every problem, each naming its field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{}", .problems.iter().map(|p| format!("{}: {}", p.field, p.message)).collect::<Vec<_>>().join("; "))]
+pub struct ScalingRejected {
+    /// The problems.
+    pub problems: Vec<FieldProblem>,
+}
+
+/// One field and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldProblem {
+    /// JSON field name.
+    pub field: String,
+    /// The rule it breaks, in a sentence.
+    pub message: String,
+}
+
+/// A request from the APIs to the run loop.
+#[derive(Debug)]
+pub enum ApiRequest {
+    /// Apply a scaling patch: validated, persisted to ZooKeeper, in force from the next tick.
+    /// Answers with the whole configuration now in force.
+    SetScaling {
+        /// The change.
+        patch: ScalingPatch,
+        /// The answer.
+        reply: oneshot::Sender<Result<ScalingConfig, ScalingRejected>>,
+    },
+}
+
+/// The sending side of [`ApiRequest`]s.
+pub type ApiSender = mpsc::Sender<ApiRequest>;
