@@ -271,6 +271,11 @@ pub struct SchedulerArgs {
     /// everything, tear the framework down and delete its ZooKeeper state.
     #[arg(long, env = "SDK_UNINSTALL", default_value_t = false, action = clap::ArgAction::Set)]
     pub uninstall: bool,
+
+    /// Check the configuration, print it (secrets hidden) and exit: 0 if usable, 2 with every
+    /// problem otherwise.
+    #[arg(long)]
+    pub check_config: bool,
 }
 
 fn parse_mode(text: &str) -> Result<ScalingMode, String> {
