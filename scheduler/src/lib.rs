@@ -21,6 +21,7 @@
 
 pub mod api;
 pub mod config;
+pub mod framework;
 pub mod lag;
 pub mod mesos;
 pub mod policy;
