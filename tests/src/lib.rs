@@ -6,6 +6,11 @@
 //! cannot reach a service fails with a message saying how to start it; it never passes
 //! silently.
 
+pub mod binaries;
+pub mod cluster;
+pub mod kafka;
+pub mod scheduler;
+
 use std::{
     net::{SocketAddr, TcpStream, ToSocketAddrs},
     time::Duration,

@@ -12,5 +12,6 @@ pub mod core;
 mod core_tests;
 pub mod matcher;
 pub mod resources;
+pub mod run;
 pub mod slots;
 pub mod tasks;

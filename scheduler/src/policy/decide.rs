@@ -220,6 +220,16 @@ impl PolicyState {
         self.capacity
     }
 
+    /// Resumes at `target` consumers, as a restarted scheduler does with the slots it found:
+    /// the next decision starts from that count, not from the consumers running at that moment
+    /// (some may still be relaunching).
+    pub fn resume(target: u32) -> PolicyState {
+        PolicyState {
+            target: Some(target),
+            ..PolicyState::default()
+        }
+    }
+
     /// Starts from a known per-consumer capacity (a restarted scheduler, or a benchmark).
     pub fn with_capacity(mut self, capacity: Capacity) -> PolicyState {
         self.capacity = Some(capacity);

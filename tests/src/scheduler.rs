@@ -1,0 +1,183 @@
+//! The scheduler as a real process, and the HTTP helpers the end-to-end tests use with it.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::binaries::binary;
+
+/// A running `fastdata-scheduler`.
+#[derive(Debug)]
+pub struct SchedulerProcess {
+    child: Child,
+    /// `http://127.0.0.1:<port>` of its REST API.
+    pub rest: String,
+    /// `http://127.0.0.1:<port>` of its gRPC API.
+    pub grpc: String,
+    /// Where its logs go.
+    pub log: PathBuf,
+}
+
+/// The environment every test scheduler gets besides its own settings: loopback APIs on free
+/// ports, short timers, debug logs of our crates.
+pub fn base_env() -> Vec<(String, String)> {
+    [
+        ("PORT_API", "0"),
+        ("PORT_GRPC", "0"),
+        ("FASTDATA_API_ADDRESS", "127.0.0.1"),
+        ("FASTDATA_FAILOVER_TIMEOUT", "1h"),
+        ("FASTDATA_SUBSCRIBE_BACKOFF_MAX", "2s"),
+        ("FASTDATA_LAG_TICK", "500ms"),
+        ("RUST_LOG", "info,fastdata_scheduler=debug,scylla=off,rdkafka=warn"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+impl SchedulerProcess {
+    /// Starts the scheduler with `env` (on top of PATH and HOME only), logging to `log`, and
+    /// waits until its APIs listen.
+    pub async fn start(env: &[(String, String)], log: &Path) -> SchedulerProcess {
+        let bin = binary("fastdata-scheduler", "fastdata-scheduler");
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", log.display()));
+        let mut command = Command::new(bin);
+        command
+            .env_clear()
+            .envs(["PATH", "HOME"].iter().filter_map(|k| std::env::var(k).ok().map(|v| (*k, v))))
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("the scheduler starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.starts_with("fastdata-scheduler REST ") {
+                    return Some(line);
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| {
+            panic!(
+                "the scheduler did not report its API addresses within 60 s; its log:\n{}",
+                tail(log)
+            )
+        });
+        // Keep draining stdout so the process never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let mut words = line.split_whitespace();
+        let rest = words.nth(2).expect("REST url").to_owned();
+        let grpc = words.nth(1).expect("gRPC url").to_owned();
+        SchedulerProcess {
+            child,
+            rest,
+            grpc,
+            log: log.to_path_buf(),
+        }
+    }
+
+    /// SIGKILL: the scheduler dies without closing anything.
+    pub async fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
+    /// SIGTERM, then waits for the exit (at most 30 s); returns the exit code.
+    pub async fn stop(&mut self) -> Option<i32> {
+        if let Some(pid) = self.child.id() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        match tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await {
+            Ok(Ok(status)) => status.code(),
+            _ => {
+                self.kill().await;
+                None
+            }
+        }
+    }
+
+    /// True while the process runs.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The OS process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// `GET <rest><path>`: status code and JSON body (`null` if the body is not JSON).
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        http_json(reqwest::Client::new().get(format!("{}{path}", self.rest))).await
+    }
+
+    /// `PUT <rest><path>` with a JSON body.
+    pub async fn put(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        http_json(
+            reqwest::Client::new()
+                .put(format!("{}{path}", self.rest))
+                .json(body),
+        )
+        .await
+    }
+
+    /// The last lines of its log.
+    pub fn log_tail(&self) -> String {
+        tail(&self.log)
+    }
+}
+
+async fn http_json(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    match request.timeout(Duration::from_secs(10)).send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let body = response.bytes().await.unwrap_or_default();
+            (status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
+        }
+        Err(e) => (0, serde_json::Value::String(e.to_string())),
+    }
+}
+
+/// The last 60 lines of a log file.
+pub fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
+}
+
+/// Polls `check` every 250 ms until it returns `Ok`, for at most `timeout`; panics with
+/// `what` and the last `Err` it gave otherwise.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let last = match check().await {
+            Ok(value) => return value,
+            Err(why) => why,
+        };
+        if tokio::time::Instant::now() >= deadline {
+            panic!("{what}: not within {timeout:?}; last seen: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
