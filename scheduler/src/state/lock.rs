@@ -116,14 +116,21 @@ impl LockWatch {
         }
     }
 
-    /// The node was read: `Some((ephemeral owner, data))`, or `None` when it is gone.
-    pub fn on_node(&self, node: Option<(i64, &[u8])>) -> Option<LockLost> {
-        match node {
-            None => Some(LockLost::NodeDeleted),
-            Some((owner, _)) if owner == self.session => None,
-            Some((_, data)) => Some(LockLost::TakenOver {
-                holder: String::from_utf8_lossy(data).into_owned(),
-            }),
+    /// The node was read: its ephemeral owner and data.
+    pub fn on_node(&self, owner: i64, data: &[u8]) -> Option<LockLost> {
+        (owner != self.session).then(|| LockLost::TakenOver {
+            holder: String::from_utf8_lossy(data).into_owned(),
+        })
+    }
+
+    /// The node is gone. Closing a session deletes its ephemeral nodes and notifies their
+    /// watchers, our own session's watch included, before the close is answered: when the
+    /// store was dropped, the deletion is its session closing.
+    pub fn on_node_deleted(&self, store_dropped: bool) -> LockLost {
+        if store_dropped {
+            LockLost::SessionClosed
+        } else {
+            LockLost::NodeDeleted
         }
     }
 
@@ -470,12 +477,12 @@ async fn watch_until_lost(
         drop(client);
         let watcher = match read {
             Ok((data, stat, watcher)) => {
-                if let Some(lost) = lock_watch.on_node(Some((stat.ephemeral_owner, &data))) {
+                if let Some(lost) = lock_watch.on_node(stat.ephemeral_owner, &data) {
                     return lost;
                 }
                 watcher
             }
-            Err(ZkError::NoNode) => return LockLost::NodeDeleted,
+            Err(ZkError::NoNode) => return lock_watch.on_node_deleted(store.strong_count() == 0),
             Err(ZkError::SessionExpired | ZkError::SessionMoved) => {
                 return LockLost::SessionExpired;
             }
@@ -496,7 +503,9 @@ async fn watch_until_lost(
             tokio::select! {
                 event = &mut changed => {
                     match event.event_type {
-                        EventType::NodeDeleted => return LockLost::NodeDeleted,
+                        EventType::NodeDeleted => {
+                            return lock_watch.on_node_deleted(store.strong_count() == 0);
+                        }
                         EventType::Session => {
                             if let Some(lost) = lock_watch.on_session(event.session_state, Instant::now()) {
                                 return lost;
@@ -531,14 +540,15 @@ mod tests {
     #[test]
     fn the_node_tells_whether_we_hold_the_lock() {
         let watch = LockWatch::new(OURS, Duration::from_secs(10));
-        assert_eq!(watch.on_node(Some((OURS, b"me:1"))), None);
+        assert_eq!(watch.on_node(OURS, b"me:1"), None);
         assert_eq!(
-            watch.on_node(Some((0x2002, b"other-host:7"))),
+            watch.on_node(0x2002, b"other-host:7"),
             Some(LockLost::TakenOver {
                 holder: "other-host:7".into()
             })
         );
-        assert_eq!(watch.on_node(None), Some(LockLost::NodeDeleted));
+        assert_eq!(watch.on_node_deleted(false), LockLost::NodeDeleted);
+        assert_eq!(watch.on_node_deleted(true), LockLost::SessionClosed);
     }
 
     #[test]
