@@ -35,10 +35,10 @@ pub struct SchedulerArgs {
     /// prefix of task and volume names.
     #[arg(long, env = "FRAMEWORK_NAME", default_value = "fastdata")]
     pub service_name: String,
-    /// Mesos role of reservations and tasks [default: <service name>-role].
+    /// Mesos role of reservations and tasks [default: SERVICE_NAME-role].
     #[arg(long, env = "FRAMEWORK_ROLE")]
     pub role: Option<String>,
-    /// Mesos principal [default: <service name>-principal].
+    /// Mesos principal [default: SERVICE_NAME-principal].
     #[arg(long, env = "FRAMEWORK_PRINCIPAL")]
     pub principal: Option<String>,
     /// User the tasks run as.
@@ -898,6 +898,14 @@ mod tests {
             "0",
             "--volume-option",
             "repl",
+            // Explicitly empty, so that the environment (`dev/services env` exports these)
+            // cannot fill them in.
+            "--kafka-brokers",
+            "",
+            "--cassandra-contact-points",
+            "",
+            "--executor-uri",
+            "",
         ])
         .expect("flags parse")
         .check()
