@@ -447,7 +447,9 @@ mod tests {
     #[test]
     fn a_bad_key_is_a_configuration_error_that_hides_the_key() {
         let bad = "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----";
-        let err = signing_key(&account(bad)).err().expect("refused");
+        let Err(err) = signing_key(&account(bad)) else {
+            panic!("a key that is not RSA was accepted");
+        };
         assert!(matches!(err, AuthError::BadKey { .. }));
         let text = err.to_string();
         assert!(text.contains("DCOS_SERVICE_ACCOUNT_CREDENTIAL"), "{text}");

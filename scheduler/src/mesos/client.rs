@@ -51,9 +51,16 @@ struct Shared {
     controls: mpsc::Sender<Input>,
     shutdown: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
-    /// Calls (and the IAM login); separate from the subscription's connection.
+    /// `None` when the configuration was unusable (the client is Fatal from the start).
+    calls: Option<CallPath>,
+}
+
+/// What calls need: their own HTTP client (separate from the subscription's connection;
+/// also used for the IAM login) and the credentials.
+#[derive(Debug)]
+struct CallPath {
     http: reqwest::Client,
-    auth: Option<Arc<Authenticator>>,
+    auth: Arc<Authenticator>,
 }
 
 /// What the connection task uses to open streams.
@@ -67,6 +74,7 @@ struct StreamOpener {
 struct Prepared {
     machine: Connection,
     opener: StreamOpener,
+    calls: CallPath,
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -115,11 +123,19 @@ fn check(config: &ClientConfig) -> Result<Vec<String>, String> {
     Ok(masters)
 }
 
-fn prepare(config: ClientConfig, http: &reqwest::Client) -> Result<Prepared, Fatal> {
+fn prepare(config: ClientConfig) -> Result<Prepared, Fatal> {
     let masters = check(&config).map_err(|e| fatal::bad_config(&e))?;
-    let auth = Authenticator::new(&config.auth, http.clone(), config.request_timeout)
-        .map(Arc::new)
-        .map_err(|e| fatal::bad_config(&e.to_string()))?;
+    let no_client =
+        |e: reqwest::Error| fatal::bad_config(&format!("no HTTP client: {}", error_chain(&e)));
+    // Calls and the IAM login: pooled connections, a total timeout, no redirect following
+    // (a 307 on a call tells us the leader moved).
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(config.request_timeout)
+        .timeout(config.request_timeout)
+        .tcp_nodelay(true)
+        .build()
+        .map_err(no_client)?;
     // The subscription's own client: no pooling (its connection is never reusable: the
     // response does not end), no redirect following (307s are ours to read), and a connect
     // timeout only (a total timeout would cut the stream).
@@ -129,7 +145,10 @@ fn prepare(config: ClientConfig, http: &reqwest::Client) -> Result<Prepared, Fat
         .connect_timeout(config.request_timeout)
         .tcp_nodelay(true)
         .build()
-        .map_err(|e| fatal::bad_config(&format!("no HTTP client: {}", error_chain(&e))))?;
+        .map_err(no_client)?;
+    let auth = Authenticator::new(&config.auth, http.clone(), config.request_timeout)
+        .map(Arc::new)
+        .map_err(|e| fatal::bad_config(&e.to_string()))?;
     let machine = Connection::new(ConnectionSetup {
         masters,
         framework_info: config.framework_info,
@@ -145,22 +164,11 @@ fn prepare(config: ClientConfig, http: &reqwest::Client) -> Result<Prepared, Fat
         machine,
         opener: StreamOpener {
             http: subscribe_http,
-            auth,
+            auth: Arc::clone(&auth),
             timeout: config.request_timeout,
         },
+        calls: CallPath { http, auth },
     })
-}
-
-fn calls_client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(timeout)
-        .timeout(timeout)
-        .tcp_nodelay(true)
-        .build()
-        // Without TLS roots or with a broken resolver the builder can fail; a default client
-        // then still serves plain-HTTP masters, and `prepare` reports the real problem.
-        .unwrap_or_default()
 }
 
 impl MesosClient {
@@ -174,10 +182,12 @@ impl MesosClient {
         let (state_tx, state_rx) = watch::channel(ConnectionState::Disconnected);
         let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let http = calls_client(config.request_timeout);
-        let (task, auth) = match prepare(config, &http) {
-            Ok(Prepared { machine, opener }) => {
-                let auth = Arc::clone(&opener.auth);
+        let (task, calls) = match prepare(config) {
+            Ok(Prepared {
+                machine,
+                opener,
+                calls,
+            }) => {
                 let task = ConnectionTask {
                     machine,
                     opener,
@@ -188,7 +198,7 @@ impl MesosClient {
                     stream: None,
                     watchdog: None,
                 };
-                (tokio::spawn(task.run()), Some(auth))
+                (tokio::spawn(task.run()), Some(calls))
             }
             Err(fatal) => {
                 tracing::error!(error = %fatal.message, remedy = %fatal.remedy, "the Mesos client cannot start");
@@ -206,8 +216,7 @@ impl MesosClient {
                 controls: control_tx,
                 shutdown: shutdown_tx,
                 task: Mutex::new(Some(task)),
-                http,
-                auth,
+                calls,
             }),
         };
         (client, events_rx)
@@ -244,7 +253,7 @@ impl MesosClient {
             } => (framework_id.clone(), stream_id.clone(), master.clone()),
             _ => return Err(CallError::NotSubscribed),
         };
-        let Some(auth) = &self.shared.auth else {
+        let Some(CallPath { http, auth }) = &self.shared.calls else {
             return Err(CallError::NotSubscribed);
         };
         call.framework_id = Some(FrameworkId {
@@ -262,9 +271,7 @@ impl MesosClient {
                 .map_err(|e| CallError::Transport(e.to_string()))?;
             let request = reqwest::Request::try_from(request)
                 .map_err(|e| CallError::Transport(error_chain(&e)))?;
-            let response = self
-                .shared
-                .http
+            let response = http
                 .execute(request)
                 .await
                 .map_err(|e| CallError::Transport(error_chain(&e)))?;
@@ -330,7 +337,7 @@ impl MesosClient {
 
     /// How many times the DC/OS IAM answered a login (0 without a service account).
     pub fn iam_logins(&self) -> u64 {
-        self.shared.auth.as_ref().map_or(0, |a| a.logins())
+        self.shared.calls.as_ref().map_or(0, |c| c.auth.logins())
     }
 }
 

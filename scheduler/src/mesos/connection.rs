@@ -88,7 +88,7 @@ pub enum Action {
         /// Base URL.
         master: String,
         /// The call (framework id in both places once known).
-        call: scheduler::Call,
+        call: Box<scheduler::Call>,
     },
     /// Sleep, then input [`Input::Connect`].
     Wait(Duration),
@@ -258,7 +258,7 @@ impl Connection {
                 self.opening = Some(Opening { master, stream_id });
                 vec![Action::ArmWatchdog(self.first_event_timeout)]
             }
-            Input::SubscribeFailed { master, failure } => self.subscribe_failed(master, failure),
+            Input::SubscribeFailed { master, failure } => self.subscribe_failed(&master, failure),
             Input::Event(event) => self.event(*event),
             Input::StreamLost { reason } => self.stream_lost(reason),
             Input::CallLost {
@@ -292,7 +292,10 @@ impl Connection {
         };
         vec![Action::Subscribe {
             master: self.masters.target(),
-            call: subscribe_call(&self.framework_info, self.framework_id.as_deref()),
+            call: Box::new(subscribe_call(
+                &self.framework_info,
+                self.framework_id.as_deref(),
+            )),
         }]
     }
 
@@ -318,7 +321,7 @@ impl Connection {
         ]
     }
 
-    fn subscribe_failed(&mut self, master: String, failure: SubscribeFailure) -> Vec<Action> {
+    fn subscribe_failed(&mut self, master: &str, failure: SubscribeFailure) -> Vec<Action> {
         self.opening = None;
         match failure {
             SubscribeFailure::Redirect { leader } => {
@@ -328,21 +331,18 @@ impl Connection {
                     self.masters.redirected(leader);
                     return self.connect();
                 }
-                self.masters.failed(&master);
+                self.masters.failed(master);
                 self.retry(format!(
                     "the masters keep redirecting ({master} to {leader}); waiting for the \
                      election to settle"
                 ))
             }
             SubscribeFailure::Unauthorized { body } => {
-                self.fatal(fatal::unauthorized(&master, &body, &self.facts))
+                self.fatal(fatal::unauthorized(master, &body, &self.facts))
             }
-            SubscribeFailure::Refused { status, body } => self.fatal(fatal::subscribe_refused(
-                &master,
-                status,
-                &body,
-                &self.facts,
-            )),
+            SubscribeFailure::Refused { status, body } => {
+                self.fatal(fatal::subscribe_refused(master, status, &body, &self.facts))
+            }
             SubscribeFailure::LoginRefused { status, body } => {
                 self.fatal(fatal::login_refused(status, &body, &self.facts))
             }
@@ -351,7 +351,7 @@ impl Connection {
             failure @ (SubscribeFailure::Unreachable(_)
             | SubscribeFailure::Unavailable { .. }
             | SubscribeFailure::Protocol(_)) => {
-                self.masters.failed(&master);
+                self.masters.failed(master);
                 self.retry(format!("{master} {failure}"))
             }
         }
@@ -390,7 +390,7 @@ impl Connection {
                 Vec::new()
             }
             _ if !payload_present(&event) => self.stream_lost(format!(
-                "a {} event came without its payload",
+                "an event of type {} came without its payload",
                 kind.as_str_name()
             )),
             _ => vec![Action::Emit(MesosEvent::Event(Box::new(event)))],
@@ -975,7 +975,7 @@ mod tests {
         let actions = show(&c.step(ev(event::Type::Offers)));
         assert_eq!(actions[0], "close");
         assert!(
-            actions[1].contains("OFFERS event came without its payload"),
+            actions[1].contains("of type OFFERS came without its payload"),
             "{actions:?}"
         );
         // SUBSCRIBED without a framework id never makes a subscription.

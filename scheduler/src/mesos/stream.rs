@@ -248,12 +248,7 @@ mod tests {
             let mut d = EventDecoder::new(4096);
             for piece in bytes.chunks(split) {
                 d.push(piece);
-                loop {
-                    match d.next_event() {
-                        Ok(Some(_)) => continue,
-                        Ok(None) | Err(_) => break,
-                    }
-                }
+                while let Ok(Some(_)) = d.next_event() {}
             }
             let _ = d.finish();
         }
