@@ -148,3 +148,25 @@ async fn retries_no_leader_elected_until_one_is() {
     client.shutdown().await;
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotates_past_an_unreachable_master() {
+    let cluster = common::cluster(1, |_| {}).await;
+    // The first master refuses connections (port 1 on loopback).
+    let dead = "http://127.0.0.1:1".to_owned();
+    let started = Instant::now();
+    let (client, rx) = MesosClient::start(common::client_config(
+        vec![dead, cluster.master_url()],
+        None,
+    ));
+    let mut events = Events::new(rx);
+    let (framework_id, master) = events.subscribed().await;
+    eprintln!(
+        "past an unreachable master: subscribed after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(master, cluster.master_url());
+    assert_eq!(frameworks(&cluster)[0]["id"], framework_id.as_str());
+    client.shutdown().await;
+    cluster.stop().await;
+}

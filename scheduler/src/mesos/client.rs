@@ -176,7 +176,9 @@ impl MesosClient {
     /// handle and the event receiver (bounded, [`EVENT_QUEUE`]). Subscribes at once, and
     /// again after every disconnection, with jittered exponential backoff
     /// (`backoff_min..backoff_max`, reset after a successful subscription). A configuration
-    /// it cannot work with is reported as an immediate [`MesosEvent::Fatal`].
+    /// it cannot work with is reported as an immediate [`MesosEvent::Fatal`]. The task
+    /// ends after a Fatal, after [`MesosClient::shutdown`], when the event receiver is
+    /// dropped, or when every handle is dropped; the receiver then yields `None`.
     pub fn start(config: ClientConfig) -> (MesosClient, mpsc::Receiver<MesosEvent>) {
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let (state_tx, state_rx) = watch::channel(ConnectionState::Disconnected);
@@ -519,12 +521,7 @@ impl ConnectionTask {
             biased;
             () = shutdown_requested(&mut self.shutdown) => Input::Shutdown,
             Some(control) = self.controls.recv() => control,
-            () = deadline(watchdog) => {
-                let window = watchdog.map(|w| w.window()).unwrap_or_default();
-                Input::StreamLost {
-                    reason: format!("no event from the master for {window:?} (heartbeat watchdog)"),
-                }
-            }
+            // Bytes already here win over the deadline: they are events the master sent.
             next = next_event(&mut self.stream) => match next {
                 Ok(event) => {
                     if let Some(dog) = self.watchdog.as_mut() {
@@ -534,6 +531,12 @@ impl ConnectionTask {
                 }
                 Err(e) => Input::StreamLost { reason: e.to_string() },
             },
+            () = deadline(watchdog) => {
+                let window = watchdog.map(|w| w.window()).unwrap_or_default();
+                Input::StreamLost {
+                    reason: format!("no event from the master for {window:?} (heartbeat watchdog)"),
+                }
+            }
         }
     }
 
@@ -553,7 +556,7 @@ impl ConnectionTask {
                         Input::StreamOpened { master, stream_id }
                     }
                     Err(failure) => {
-                        tracing::info!(master = %master, error = %failure, "SUBSCRIBE failed");
+                        tracing::debug!(master = %master, error = %failure, "SUBSCRIBE failed");
                         Input::SubscribeFailed { master, failure }
                     }
                 })
@@ -618,7 +621,14 @@ impl ConnectionTask {
                     biased;
                     () = shutdown_requested(&mut self.shutdown) => Some(Input::Shutdown),
                     sent = self.events.send(event) => match sent {
-                        Ok(()) => None,
+                        Ok(()) => {
+                            // Time spent waiting for a slow run loop is not the master's
+                            // silence: the stream was not being read meanwhile.
+                            if let Some(dog) = self.watchdog.as_mut() {
+                                dog.saw_event(Instant::now());
+                            }
+                            None
+                        }
                         // The run loop is gone: nobody to subscribe for.
                         Err(_) => Some(Input::Shutdown),
                     },

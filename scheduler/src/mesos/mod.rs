@@ -228,3 +228,78 @@ pub enum CallError {
     #[error("the call was not sent: {0}")]
     Invalid(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn framework() -> FrameworkConfig {
+        FrameworkConfig {
+            service_name: "fastdata".into(),
+            role: "fastdata-role".into(),
+            principal: "fastdata-principal".into(),
+            user: "nobody".into(),
+            failover_timeout: Duration::from_secs(3600),
+            webui_url: None,
+            masters: vec!["http://m1:5050".into(), "http://m2:5050".into()],
+            auth: MesosAuth::Basic {
+                principal: "fastdata-principal".into(),
+                secret: Secret::new("s"),
+            },
+            heartbeat_misses: 4,
+            subscribe_backoff_max: Duration::from_secs(20),
+            reconcile_interval: Duration::from_secs(900),
+        }
+    }
+
+    #[test]
+    fn client_config_follows_the_framework_config() {
+        let f = framework();
+        let config = ClientConfig::new(&f, framework_info(&f, Some("fw")), Some("fw".into()));
+        assert_eq!(config.masters, f.masters);
+        assert_eq!(config.auth, f.auth);
+        assert_eq!(config.heartbeat_misses, 4);
+        assert_eq!(config.backoff_min, DEFAULT_BACKOFF_MIN);
+        assert_eq!(config.backoff_max, Duration::from_secs(20));
+        assert_eq!(config.request_timeout, DEFAULT_REQUEST_TIMEOUT);
+        assert_eq!(config.framework_id.as_deref(), Some("fw"));
+        assert_eq!(config.framework_info.id.unwrap().value, "fw");
+    }
+
+    /// A configuration the client cannot use is one Fatal at once, naming the setting.
+    #[tokio::test]
+    async fn unusable_configurations_are_fatal_at_start() {
+        let f = framework();
+        let good = ClientConfig::new(&f, framework_info(&f, None), None);
+        type Breakage = fn(&mut ClientConfig);
+        let table: [(Breakage, &str); 4] = [
+            (|c| c.masters.clear(), "--mesos-master"),
+            (
+                |c| c.masters = vec!["leader.mesos:5050".into()],
+                "is not http(s)://host:port",
+            ),
+            (|c| c.heartbeat_misses = 0, "FASTDATA_HEARTBEAT_MISSES"),
+            (|c| c.backoff_min = Duration::ZERO, "backoff"),
+        ];
+        for (breaks, expected) in table {
+            let mut config = good.clone();
+            breaks(&mut config);
+            let (client, mut events) = MesosClient::start(config);
+            let Some(MesosEvent::Fatal(fatal)) = events.recv().await else {
+                panic!("{expected}: no Fatal");
+            };
+            assert!(fatal.message.contains(expected), "{}", fatal.message);
+            assert!(events.recv().await.is_none(), "nothing after the Fatal");
+            assert!(matches!(
+                *client.state().borrow(),
+                ConnectionState::Fatal(_)
+            ));
+            assert!(matches!(
+                client.call(scheduler::Call::default()).await,
+                Err(CallError::NotSubscribed)
+            ));
+            client.shutdown().await;
+        }
+    }
+}
