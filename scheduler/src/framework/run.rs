@@ -41,9 +41,9 @@ pub enum RunError {
     /// ZooKeeper failed in a way the scheduler cannot go on from.
     #[error(transparent)]
     State(#[from] StateError),
-    /// Another instance took over: this one must stop acting at once.
-    #[error("lost the scheduler lock in ZooKeeper (session expired or the lock node was deleted); stopping so that only one scheduler acts")]
-    LockLost,
+    /// Another instance took over, or the session ended: this one must stop acting at once.
+    #[error("lost the scheduler lock in ZooKeeper ({0}); stopping so that only one scheduler acts (Marathon restarts it)")]
+    LockLost(crate::state::LockLost),
 }
 
 /// Where the APIs listen, once they are up.
@@ -267,7 +267,7 @@ pub async fn run(
     let result = loop {
         tokio::select! {
             () = &mut stop => break Ok(()),
-            () = &mut lost => break Err(RunError::LockLost),
+            why = &mut lost => break Err(RunError::LockLost(why)),
             event = events.recv() => match event {
                 Some(event) => state.on_mesos(event).await,
                 None => {
@@ -619,7 +619,8 @@ impl Loop {
         let mut counters = self.core.counters().clone();
         counters.scaling_changes = self.scaling_changes;
         let held_reason = self.held_reason.clone().or_else(|| self.core.waiting_reason().map(str::to_owned));
-        let decisions = self.decisions.iter().rev().take(RECENT_DECISIONS).rev().cloned().collect();
+        let skip = self.decisions.len().saturating_sub(RECENT_DECISIONS);
+        let decisions = self.decisions.iter().skip(skip).cloned().collect();
         StatusSnapshot {
             service_name: self.config.framework.service_name.clone(),
             at_unix_ms: now.unix_ms,
