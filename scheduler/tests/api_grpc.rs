@@ -89,7 +89,7 @@ async fn set_scaling_applies_a_partial_change_and_refuses_bad_ones_by_field() {
         .await
         .expect("GetStatus")
         .into_inner();
-    assert_eq!(status.scaling, Some(config.clone()));
+    assert_eq!(status.scaling, Some(config));
     // The REST API sees the same change.
     let rest: serde_json::Value = reqwest::get(api.url("/v1/scaling"))
         .await
