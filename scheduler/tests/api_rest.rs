@@ -146,7 +146,8 @@ async fn the_schemas_refuse_a_drifting_answer() {
     let status = get(&api.url("/v1/status")).await.json();
     let pointer = "/components/schemas/Status";
     assert!(schema_errors(&doc, pointer, &status).is_empty());
-    let mutations: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let mutations: Vec<(&str, Mutation)> = vec![
         (
             "an undocumented field",
             Box::new(|v| v["surprise"] = json!(1)),
@@ -295,7 +296,9 @@ async fn bad_scaling_input_is_a_400_listing_every_field_and_rule() {
     let api = TestApi::start(sample_snapshot(now_ms())).await;
     let doc = openapi();
     // (body, content type, expected (field, part of the message) in order)
-    let cases: Vec<(&str, Option<&str>, Vec<(&str, &str)>)> = vec![
+    /// (field, part of its message)
+    type Problem<'a> = (&'a str, &'a str);
+    let cases: Vec<(&str, Option<&str>, Vec<Problem<'_>>)> = vec![
         (
             "{\"scale_up_lag\": 10",
             None,
@@ -561,10 +564,13 @@ async fn plans_and_framework_id_keep_the_cosmos_contracts() {
     api.shutdown().await;
 }
 
+/// One sample: metric name, labels, value.
+type Sample = (String, Vec<(String, String)>, f64);
+
 /// A strict reading of the Prometheus text format 0.0.4: every line is a comment or a
 /// sample; names and label names are valid; HELP and TYPE come once, before the family's
 /// samples; counters end in `_total`; values are numbers.
-fn check_exposition(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
+fn check_exposition(text: &str) -> Vec<Sample> {
     fn valid_name(name: &str, colon: bool) -> bool {
         let mut chars = name.chars();
         chars
