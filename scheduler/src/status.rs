@@ -288,3 +288,334 @@ pub enum ApiRequest {
 
 /// The sending side of [`ApiRequest`]s.
 pub type ApiSender = mpsc::Sender<ApiRequest>;
+
+/// The JSON fields of a [`ScalingPatch`] (and of [`ScalingConfig`]), in document order.
+pub const SCALING_FIELDS: [&str; 11] = [
+    "mode",
+    "scale_up_lag",
+    "scale_down_lag",
+    "min_consumers",
+    "max_consumers",
+    "step_interval_secs",
+    "stabilization_window_secs",
+    "cooldown_secs",
+    "target_drain_time_secs",
+    "headroom",
+    "max_observation_age_secs",
+];
+
+impl ScalingPatch {
+    /// The configuration `current` becomes with this patch, or every problem, each naming its
+    /// field: values the patch itself cannot carry (negative, non-finite or overflowing
+    /// seconds, a non-finite headroom) and every rule [`ScalingConfig::validate`] refuses on
+    /// the merged result. Pure; the run loop persists what it returns.
+    ///
+    /// A rule that relates two fields is reported under the one this patch changed, so
+    /// `{"scale_up_lag": 50}` against a `scale_down_lag` of 100 blames `scale_up_lag`.
+    pub fn apply(&self, current: &ScalingConfig) -> Result<ScalingConfig, ScalingRejected> {
+        let mut next = current.clone();
+        let mut problems = Vec::new();
+        if let Some(mode) = self.mode {
+            next.mode = mode;
+        }
+        if let Some(lag) = self.scale_up_lag {
+            next.scale_up_lag = lag;
+        }
+        if let Some(lag) = self.scale_down_lag {
+            next.scale_down_lag = lag;
+        }
+        if let Some(n) = self.min_consumers {
+            next.min_consumers = n;
+        }
+        if let Some(n) = self.max_consumers {
+            next.max_consumers = n;
+        }
+        let durations = [
+            (
+                "step_interval_secs",
+                self.step_interval_secs,
+                &mut next.step_interval,
+            ),
+            (
+                "stabilization_window_secs",
+                self.stabilization_window_secs,
+                &mut next.stabilization_window,
+            ),
+            ("cooldown_secs", self.cooldown_secs, &mut next.cooldown),
+            (
+                "target_drain_time_secs",
+                self.target_drain_time_secs,
+                &mut next.target_drain_time,
+            ),
+            (
+                "max_observation_age_secs",
+                self.max_observation_age_secs,
+                &mut next.max_observation_age,
+            ),
+        ];
+        for (field, secs, slot) in durations {
+            let Some(secs) = secs else { continue };
+            match seconds(field, secs) {
+                Ok(duration) => *slot = duration,
+                Err(message) => problems.push(FieldProblem {
+                    field: field.to_owned(),
+                    message,
+                }),
+            }
+        }
+        if let Some(headroom) = self.headroom {
+            if headroom.is_finite() {
+                next.headroom = headroom;
+            } else {
+                problems.push(FieldProblem {
+                    field: "headroom".to_owned(),
+                    message: format!(
+                        "headroom must be a fraction between 0 and 1 (0.05 keeps 5% spare capacity), not {headroom}"
+                    ),
+                });
+            }
+        }
+        if let Err(invalid) = next.validate() {
+            for error in invalid.0 {
+                problems.push(FieldProblem {
+                    field: self.blame(&error).to_owned(),
+                    message: error.to_string(),
+                });
+            }
+        }
+        if problems.is_empty() {
+            Ok(next)
+        } else {
+            Err(ScalingRejected { problems })
+        }
+    }
+
+    /// The field to report `error` under: for a rule between two fields, the one this patch
+    /// set when it set only that one.
+    fn blame(&self, error: &crate::policy::ConfigError) -> &'static str {
+        use crate::policy::ConfigError;
+        match error {
+            ConfigError::ScaleDownNotBelowScaleUp { .. }
+                if self.scale_up_lag.is_some() && self.scale_down_lag.is_none() =>
+            {
+                "scale_up_lag"
+            }
+            ConfigError::MinAboveMax { .. }
+                if self.max_consumers.is_some() && self.min_consumers.is_none() =>
+            {
+                "max_consumers"
+            }
+            other => other.field(),
+        }
+    }
+}
+
+/// `secs` as a duration, or the sentence saying why it is not one.
+fn seconds(field: &str, secs: f64) -> Result<std::time::Duration, String> {
+    if !secs.is_finite() {
+        return Err(format!(
+            "{field} must be a finite number of seconds, not {secs}"
+        ));
+    }
+    if secs < 0.0 {
+        return Err(format!(
+            "{field} must not be negative (got {secs}); durations are in seconds"
+        ));
+    }
+    std::time::Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("{field} is {secs} s, far too large; durations are in seconds"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::policy::ScalingMode;
+
+    fn fields(rejected: &ScalingRejected) -> Vec<&str> {
+        rejected.problems.iter().map(|p| p.field.as_str()).collect()
+    }
+
+    #[test]
+    fn an_empty_patch_keeps_everything() {
+        let current = ScalingConfig::default();
+        assert_eq!(ScalingPatch::default().apply(&current), Ok(current));
+    }
+
+    #[test]
+    fn a_partial_patch_changes_only_its_fields() {
+        let current = ScalingConfig::default();
+        let patch = ScalingPatch {
+            mode: Some(ScalingMode::Step),
+            scale_up_lag: Some(2000),
+            max_consumers: Some(6),
+            step_interval_secs: Some(7.5),
+            headroom: Some(0.2),
+            ..ScalingPatch::default()
+        };
+        let next = patch.apply(&current).expect("valid");
+        assert_eq!(
+            next,
+            ScalingConfig {
+                mode: ScalingMode::Step,
+                scale_up_lag: 2000,
+                max_consumers: 6,
+                step_interval: Duration::from_millis(7500),
+                headroom: 0.2,
+                ..current
+            }
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_under_its_field() {
+        let current = ScalingConfig::default();
+        let cases: Vec<(ScalingPatch, Vec<&str>, &str)> = vec![
+            (
+                ScalingPatch {
+                    scale_up_lag: Some(50),
+                    ..ScalingPatch::default()
+                },
+                vec!["scale_up_lag"],
+                "scale_down_lag (100) must be below scale_up_lag (50)",
+            ),
+            (
+                ScalingPatch {
+                    scale_down_lag: Some(900),
+                    ..ScalingPatch::default()
+                },
+                vec!["scale_down_lag"],
+                "scale_down_lag (900) must be below scale_up_lag (500)",
+            ),
+            (
+                ScalingPatch {
+                    scale_up_lag: Some(50),
+                    scale_down_lag: Some(60),
+                    ..ScalingPatch::default()
+                },
+                vec!["scale_down_lag"],
+                "must be below",
+            ),
+            (
+                ScalingPatch {
+                    max_consumers: Some(0),
+                    ..ScalingPatch::default()
+                },
+                vec!["max_consumers", "max_consumers"],
+                "max_consumers must be at least 1",
+            ),
+            (
+                ScalingPatch {
+                    min_consumers: Some(20),
+                    ..ScalingPatch::default()
+                },
+                vec!["min_consumers"],
+                "min_consumers (20) must not exceed max_consumers (10)",
+            ),
+            (
+                ScalingPatch {
+                    cooldown_secs: Some(-1.0),
+                    ..ScalingPatch::default()
+                },
+                vec!["cooldown_secs"],
+                "cooldown_secs must not be negative",
+            ),
+            (
+                ScalingPatch {
+                    step_interval_secs: Some(f64::NAN),
+                    ..ScalingPatch::default()
+                },
+                vec!["step_interval_secs"],
+                "must be a finite number of seconds",
+            ),
+            (
+                ScalingPatch {
+                    target_drain_time_secs: Some(1e300),
+                    ..ScalingPatch::default()
+                },
+                vec!["target_drain_time_secs"],
+                "far too large",
+            ),
+            (
+                ScalingPatch {
+                    max_observation_age_secs: Some(0.0),
+                    ..ScalingPatch::default()
+                },
+                vec!["max_observation_age_secs"],
+                "must be more than 0 seconds",
+            ),
+            (
+                ScalingPatch {
+                    stabilization_window_secs: Some(100_000.0),
+                    ..ScalingPatch::default()
+                },
+                vec!["stabilization_window_secs"],
+                "more than a day",
+            ),
+            (
+                ScalingPatch {
+                    headroom: Some(f64::INFINITY),
+                    ..ScalingPatch::default()
+                },
+                vec!["headroom"],
+                "headroom must be a fraction",
+            ),
+            (
+                ScalingPatch {
+                    headroom: Some(1.5),
+                    ..ScalingPatch::default()
+                },
+                vec!["headroom"],
+                "not 1.5",
+            ),
+        ];
+        for (patch, expected, message) in cases {
+            let rejected = patch.apply(&current).expect_err(message);
+            assert_eq!(fields(&rejected), expected, "{patch:?}");
+            assert!(
+                rejected.to_string().contains(message),
+                "{rejected} should contain {message:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn type_problems_and_rule_problems_come_together() {
+        let patch = ScalingPatch {
+            cooldown_secs: Some(-5.0),
+            min_consumers: Some(4),
+            max_consumers: Some(3),
+            ..ScalingPatch::default()
+        };
+        let rejected = patch
+            .apply(&ScalingConfig::default())
+            .expect_err("two problems");
+        assert_eq!(fields(&rejected), vec!["cooldown_secs", "min_consumers"]);
+    }
+
+    #[test]
+    fn the_field_list_matches_the_json() {
+        let config = serde_json::to_value(ScalingConfig::default()).expect("serializes");
+        let names: Vec<&str> = config
+            .as_object()
+            .expect("an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut expected = SCALING_FIELDS.to_vec();
+        expected.sort_unstable();
+        let mut names = names;
+        names.sort_unstable();
+        assert_eq!(names, expected);
+        let patch = serde_json::to_value(ScalingPatch::default()).expect("serializes");
+        let mut patch_names: Vec<&str> = patch
+            .as_object()
+            .expect("an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        patch_names.sort_unstable();
+        assert_eq!(patch_names, expected);
+    }
+}

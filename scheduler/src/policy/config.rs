@@ -132,6 +132,22 @@ pub enum ConfigError {
     Headroom(String),
 }
 
+impl ConfigError {
+    /// The JSON field the rule is about. For a rule that relates two fields (the hysteresis
+    /// band, the consumer bounds) it is the first one its message names.
+    pub fn field(&self) -> &'static str {
+        match self {
+            ConfigError::ScaleDownNotBelowScaleUp { .. } => "scale_down_lag",
+            ConfigError::MaxZero => "max_consumers",
+            ConfigError::MinZero | ConfigError::MinAboveMax { .. } => "min_consumers",
+            ConfigError::ZeroDuration { field } | ConfigError::DurationTooLong { field, .. } => {
+                field
+            }
+            ConfigError::Headroom(_) => "headroom",
+        }
+    }
+}
+
 /// Every reason a configuration was refused; displays them joined by "; ".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidConfig(pub Vec<ConfigError>);
@@ -333,6 +349,41 @@ mod tests {
                 error.contains(message),
                 "{error:?} should contain {message:?}"
             );
+        }
+    }
+
+    #[test]
+    fn each_error_names_a_field_that_the_json_has() {
+        let json = serde_json::to_value(ScalingConfig::default()).expect("serializes");
+        let errors = [
+            ConfigError::ScaleDownNotBelowScaleUp { down: 1, up: 1 },
+            ConfigError::MaxZero,
+            ConfigError::MinZero,
+            ConfigError::MinAboveMax { min: 2, max: 1 },
+            ConfigError::ZeroDuration {
+                field: "step_interval_secs",
+            },
+            ConfigError::DurationTooLong {
+                field: "cooldown_secs",
+                secs: 90_000,
+            },
+            ConfigError::Headroom("2".into()),
+        ];
+        let fields: Vec<&str> = errors.iter().map(ConfigError::field).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "scale_down_lag",
+                "max_consumers",
+                "min_consumers",
+                "min_consumers",
+                "step_interval_secs",
+                "cooldown_secs",
+                "headroom"
+            ]
+        );
+        for field in fields {
+            assert!(json.get(field).is_some(), "{field} is not a JSON field");
         }
     }
 
