@@ -38,7 +38,10 @@ pub fn binary(package: &str, name: &str) -> PathBuf {
     let status = command
         .status()
         .unwrap_or_else(|e| panic!("could not run cargo to build {name}: {e}"));
-    assert!(status.success(), "cargo build -p {package} --bin {name} failed");
+    assert!(
+        status.success(),
+        "cargo build -p {package} --bin {name} failed"
+    );
     let path = dir.join(name);
     assert!(path.exists(), "{} was not built", path.display());
     built.insert(name.to_owned(), path.clone());

@@ -44,9 +44,7 @@ pub fn running(state: &Value, framework_id: &str, prefix: &str) -> Vec<TaskOnClu
 }
 
 fn label<'a>(resource: &'a Value, key: &str) -> Option<&'a str> {
-    resource["reservations"]
-        .as_array()?
-        .last()?["labels"]["labels"]
+    resource["reservations"].as_array()?.last()?["labels"]["labels"]
         .as_array()?
         .iter()
         .find(|l| l["key"] == key)?["value"]
@@ -55,7 +53,10 @@ fn label<'a>(resource: &'a Value, key: &str) -> Option<&'a str> {
 
 /// Reservations on the cluster labelled with `framework_id`: slot label → agents holding a
 /// reservation for it (one entry per distinct `resource_id`).
-pub fn reservations(state: &Value, framework_id: &str) -> BTreeMap<String, BTreeSet<(String, String)>> {
+pub fn reservations(
+    state: &Value,
+    framework_id: &str,
+) -> BTreeMap<String, BTreeSet<(String, String)>> {
     let mut out: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
     for entry in state["reservations"].as_array().into_iter().flatten() {
         let resource = &entry["resource"];
@@ -76,7 +77,12 @@ pub fn docker_volumes(state: &Value) -> BTreeMap<String, PathBuf> {
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|v| Some((v["name"].as_str()?.to_owned(), PathBuf::from(v["path"].as_str()?))))
+        .filter_map(|v| {
+            Some((
+                v["name"].as_str()?.to_owned(),
+                PathBuf::from(v["path"].as_str()?),
+            ))
+        })
         .collect()
 }
 

@@ -16,7 +16,10 @@ pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
         .expect("Kafka admin client");
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = admin
-        .create_topics(&[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))], &options)
+        .create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &options,
+        )
         .await
         .expect("CreateTopics");
     for result in results {

@@ -32,7 +32,10 @@ pub fn base_env() -> Vec<(String, String)> {
         ("FASTDATA_FAILOVER_TIMEOUT", "1h"),
         ("FASTDATA_SUBSCRIBE_BACKOFF_MAX", "2s"),
         ("FASTDATA_LAG_TICK", "500ms"),
-        ("RUST_LOG", "info,fastdata_scheduler=debug,scylla=off,rdkafka=warn"),
+        (
+            "RUST_LOG",
+            "info,fastdata_scheduler=debug,scylla=off,rdkafka=warn",
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -52,7 +55,11 @@ impl SchedulerProcess {
         let mut command = Command::new(bin);
         command
             .env_clear()
-            .envs(["PATH", "HOME"].iter().filter_map(|k| std::env::var(k).ok().map(|v| (*k, v))))
+            .envs(
+                ["PATH", "HOME"]
+                    .iter()
+                    .filter_map(|k| std::env::var(k).ok().map(|v| (*k, v))),
+            )
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
             .stderr(log_file)
@@ -149,7 +156,10 @@ async fn http_json(request: reqwest::RequestBuilder) -> (u16, serde_json::Value)
         Ok(response) => {
             let status = response.status().as_u16();
             let body = response.bytes().await.unwrap_or_default();
-            (status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
+            (
+                status,
+                serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+            )
         }
         Err(e) => (0, serde_json::Value::String(e.to_string())),
     }

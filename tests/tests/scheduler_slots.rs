@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use fastdata_devcluster::{ClusterConfig, DevCluster, Fault};
 use fastdata_tests::binaries::binary;
-use fastdata_tests::cluster::{docker_volumes, framework, reservations, running, sandbox_of, tasks};
+use fastdata_tests::cluster::{
+    docker_volumes, framework, reservations, running, sandbox_of, tasks,
+};
 use fastdata_tests::kafka::create_topic;
 use fastdata_tests::scheduler::{SchedulerProcess, base_env, eventually};
 use fastdata_tests::{cassandra_contact_points, kafka_brokers, unique_name, zk_connect};
@@ -52,7 +54,9 @@ async fn setup(agents: usize, consumers: u32) -> Setup {
             ("FASTDATA_CASSANDRA_CONTACT_POINTS", cassandra.join(",")),
             (
                 "FASTDATA_EXECUTOR_URI",
-                binary("fastdata-executor", "fastdata-executor").display().to_string(),
+                binary("fastdata-executor", "fastdata-executor")
+                    .display()
+                    .to_string(),
             ),
             ("FASTDATA_CONSUMER_WORKLOAD", "noop".into()),
             ("FASTDATA_MIN_CONSUMERS", consumers.to_string()),
@@ -84,12 +88,21 @@ async fn framework_id(scheduler: &SchedulerProcess) -> String {
 
 /// Waits until exactly `slots` consumer slots run, one task each, each on its own
 /// reservation; returns the running tasks.
-async fn converged(setup: &Setup, fw: &str, slots: u32, scheduler: &SchedulerProcess) -> Vec<fastdata_tests::cluster::TaskOnCluster> {
+async fn converged(
+    setup: &Setup,
+    fw: &str,
+    slots: u32,
+    scheduler: &SchedulerProcess,
+) -> Vec<fastdata_tests::cluster::TaskOnCluster> {
     let prefix = format!("{}__consumer-", setup.service);
     eventually(WAIT, &format!("{slots} consumer slots running"), || async {
         let state = setup.cluster.state();
         let all = tasks(&state, fw, &prefix);
-        let live: Vec<_> = all.iter().filter(|t| !is_terminal(&t.state)).cloned().collect();
+        let live: Vec<_> = all
+            .iter()
+            .filter(|t| !is_terminal(&t.state))
+            .cloned()
+            .collect();
         let up = running(&state, fw, &prefix);
         let held = reservations(&state, fw);
         let wanted: BTreeSet<String> = (0..slots).map(|i| format!("consumer-{i}")).collect();
@@ -115,7 +128,14 @@ async fn converged(setup: &Setup, fw: &str, slots: u32, scheduler: &SchedulerPro
 fn is_terminal(state: &str) -> bool {
     matches!(
         state,
-        "TASK_FINISHED" | "TASK_FAILED" | "TASK_KILLED" | "TASK_ERROR" | "TASK_LOST" | "TASK_DROPPED" | "TASK_GONE" | "TASK_GONE_BY_OPERATOR"
+        "TASK_FINISHED"
+            | "TASK_FAILED"
+            | "TASK_KILLED"
+            | "TASK_ERROR"
+            | "TASK_LOST"
+            | "TASK_DROPPED"
+            | "TASK_GONE"
+            | "TASK_GONE_BY_OPERATOR"
     )
 }
 
@@ -126,7 +146,8 @@ fn slot_of(task_id: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slots_follow_targets_move_off_lost_agents_and_uninstall_leaves_nothing() {
     let setup = setup(6, 5).await;
-    let mut scheduler = SchedulerProcess::start(&setup.env, &setup.logs.join("scheduler-1.log")).await;
+    let mut scheduler =
+        SchedulerProcess::start(&setup.env, &setup.logs.join("scheduler-1.log")).await;
     let fw = framework_id(&scheduler).await;
 
     // 0 → 5: five slots, each reserved on its own agent, each with its volume.
@@ -136,23 +157,39 @@ async fn slots_follow_targets_move_off_lost_agents_and_uninstall_leaves_nothing(
     let volumes = docker_volumes(&setup.cluster.state());
     for i in 0..5 {
         let name = format!("{}-consumer-{i}", setup.service);
-        let dir = volumes.get(&name).unwrap_or_else(|| panic!("volume {name} in {volumes:?}"));
+        let dir = volumes
+            .get(&name)
+            .unwrap_or_else(|| panic!("volume {name} in {volumes:?}"));
         assert!(dir.is_dir(), "{}", dir.display());
     }
 
     // 5 → 2 through the real API: the highest slots go, with their reservations.
     let (code, body) = scheduler
-        .put("/v1/scaling", &json!({"min_consumers": 2, "max_consumers": 2}))
+        .put(
+            "/v1/scaling",
+            &json!({"min_consumers": 2, "max_consumers": 2}),
+        )
         .await;
     assert_eq!(code, 200, "{body}");
     let two = converged(&setup, &fw, 2, &scheduler).await;
     let slots: BTreeSet<String> = two.iter().map(|t| slot_of(&t.id)).collect();
-    assert_eq!(slots, BTreeSet::from(["consumer-0".to_owned(), "consumer-1".to_owned()]));
-    assert_eq!(docker_volumes(&setup.cluster.state()).len(), 5, "volumes outlive their tasks");
+    assert_eq!(
+        slots,
+        BTreeSet::from(["consumer-0".to_owned(), "consumer-1".to_owned()])
+    );
+    assert_eq!(
+        docker_volumes(&setup.cluster.state()).len(),
+        5,
+        "volumes outlive their tasks"
+    );
 
     // The agent of consumer-1 is removed: the slot comes back elsewhere with the same volume.
     let state = setup.cluster.state();
-    let lost = two.iter().find(|t| slot_of(&t.id) == "consumer-1").unwrap().clone();
+    let lost = two
+        .iter()
+        .find(|t| slot_of(&t.id) == "consumer-1")
+        .unwrap()
+        .clone();
     let volume_dir = docker_volumes(&state)[&format!("{}-consumer-1", setup.service)].clone();
     let index = state["agents"]
         .as_array()
@@ -162,47 +199,82 @@ async fn slots_follow_targets_move_off_lost_agents_and_uninstall_leaves_nothing(
         .expect("the agent");
     setup
         .cluster
-        .inject(Fault::RemoveAgent { agent: index, gone: false })
+        .inject(Fault::RemoveAgent {
+            agent: index,
+            gone: false,
+        })
         .expect("agent removed");
     let moved = eventually(WAIT, "consumer-1 relaunched on another agent", || async {
         let up = converged(&setup, &fw, 2, &scheduler).await;
-        let again = up.iter().find(|t| slot_of(&t.id) == "consumer-1").unwrap().clone();
-        if again.agent_id != lost.agent_id { Ok(again) } else { Err(format!("still {again:?}")) }
+        let again = up
+            .iter()
+            .find(|t| slot_of(&t.id) == "consumer-1")
+            .unwrap()
+            .clone();
+        if again.agent_id != lost.agent_id {
+            Ok(again)
+        } else {
+            Err(format!("still {again:?}"))
+        }
     })
     .await;
     let sandbox = sandbox_of(&setup.cluster.state(), &moved.id).expect("its sandbox");
     let spool = std::fs::canonicalize(sandbox.join("spool")).expect("spool is linked");
-    assert_eq!(spool, std::fs::canonicalize(&volume_dir).unwrap(), "the same volume directory");
+    assert_eq!(
+        spool,
+        std::fs::canonicalize(&volume_dir).unwrap(),
+        "the same volume directory"
+    );
 
     // Uninstall: a restarted scheduler with SDK_UNINSTALL kills, unreserves, tears down,
     // deletes its ZooKeeper node, and reports the deploy plan complete.
     assert_eq!(scheduler.stop().await, Some(0), "graceful stop");
     let mut env = setup.env.clone();
     env.push(("SDK_UNINSTALL".into(), "true".into()));
-    let uninstaller = SchedulerProcess::start(&env, &setup.logs.join("scheduler-uninstall.log")).await;
+    let uninstaller =
+        SchedulerProcess::start(&env, &setup.logs.join("scheduler-uninstall.log")).await;
     eventually(WAIT, "uninstall complete", || async {
         let (code, body) = uninstaller.get("/v1/plans/deploy").await;
-        if code == 200 { Ok(()) } else { Err(format!("{code} {body}\n{}", uninstaller.log_tail())) }
+        if code == 200 {
+            Ok(())
+        } else {
+            Err(format!("{code} {body}\n{}", uninstaller.log_tail()))
+        }
     })
     .await;
     let state = setup.cluster.state();
-    assert!(reservations(&state, &fw).is_empty(), "no reservation left: {:?}", reservations(&state, &fw));
-    let live: Vec<_> = tasks(&state, &fw, "").into_iter().filter(|t| !is_terminal(&t.state)).collect();
+    assert!(
+        reservations(&state, &fw).is_empty(),
+        "no reservation left: {:?}",
+        reservations(&state, &fw)
+    );
+    let live: Vec<_> = tasks(&state, &fw, "")
+        .into_iter()
+        .filter(|t| !is_terminal(&t.state))
+        .collect();
     assert!(live.is_empty(), "no task left: {live:?}");
     assert!(
-        framework(&state, &fw).is_none_or(|f| f["connected"] == false && f["tasks"].as_array().is_none_or(Vec::is_empty)),
+        framework(&state, &fw).is_none_or(
+            |f| f["connected"] == false && f["tasks"].as_array().is_none_or(Vec::is_empty)
+        ),
         "the framework is torn down"
     );
-    let zk = zookeeper_client::Client::connect(&zk_connect()).await.expect("ZooKeeper");
+    let zk = zookeeper_client::Client::connect(&zk_connect())
+        .await
+        .expect("ZooKeeper");
     let root = format!("/dcos-service-{}", setup.service);
-    assert!(zk.check_stat(&root).await.expect("stat").is_none(), "{root} deleted");
+    assert!(
+        zk.check_stat(&root).await.expect("stat").is_none(),
+        "{root} deleted"
+    );
     setup.cluster.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_scheduler_comes_back_with_its_id_tasks_and_thresholds() {
     let setup = setup(4, 3).await;
-    let mut scheduler = SchedulerProcess::start(&setup.env, &setup.logs.join("scheduler-1.log")).await;
+    let mut scheduler =
+        SchedulerProcess::start(&setup.env, &setup.logs.join("scheduler-1.log")).await;
     let fw = framework_id(&scheduler).await;
     let before = converged(&setup, &fw, 3, &scheduler).await;
     let (code, body) = scheduler
@@ -214,16 +286,34 @@ async fn a_killed_scheduler_comes_back_with_its_id_tasks_and_thresholds() {
     let restarted = std::time::Instant::now();
     let scheduler = SchedulerProcess::start(&setup.env, &setup.logs.join("scheduler-2.log")).await;
     assert_eq!(framework_id(&scheduler).await, fw, "the same framework id");
-    eventually(WAIT, "the restarted scheduler is subscribed and reconciled", || async {
-        let (code, body) = scheduler.get("/v1/health").await;
-        if code == 200 { Ok(()) } else { Err(format!("{code} {body}")) }
-    })
+    eventually(
+        WAIT,
+        "the restarted scheduler is subscribed and reconciled",
+        || async {
+            let (code, body) = scheduler.get("/v1/health").await;
+            if code == 200 {
+                Ok(())
+            } else {
+                Err(format!("{code} {body}"))
+            }
+        },
+    )
     .await;
-    println!("scheduler back (subscribed, reconciled) {:?} after SIGKILL", restarted.elapsed());
+    println!(
+        "scheduler back (subscribed, reconciled) {:?} after SIGKILL",
+        restarted.elapsed()
+    );
     let after = converged(&setup, &fw, 3, &scheduler).await;
-    assert_eq!(after, before, "the running tasks were adopted, none relaunched");
+    assert_eq!(
+        after, before,
+        "the running tasks were adopted, none relaunched"
+    );
     let prefix = format!("{}__consumer-", setup.service);
-    assert_eq!(tasks(&setup.cluster.state(), &fw, &prefix).len(), 3, "no task launched twice");
+    assert_eq!(
+        tasks(&setup.cluster.state(), &fw, &prefix).len(),
+        3,
+        "no task launched twice"
+    );
     let (_, scaling) = scheduler.get("/v1/scaling").await;
     assert_eq!(scaling["scale_up_lag"], 4321, "{scaling}");
     assert_eq!(scaling["scale_down_lag"], 1234, "{scaling}");

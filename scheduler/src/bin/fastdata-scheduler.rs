@@ -62,11 +62,15 @@ fn main() -> ExitCode {
                 std::process::exit(130);
             });
         };
-        let (tell, listening) = tokio::sync::oneshot::channel();
+        let (tell, listening) =
+            tokio::sync::oneshot::channel::<fastdata_scheduler::framework::run::Listening>();
         tokio::spawn(async move {
             if let Ok(at) = listening.await {
                 // One line a script (the demo, tests) can wait for.
-                println!("fastdata-scheduler REST http://{} gRPC http://{}", at.rest, at.grpc);
+                println!(
+                    "fastdata-scheduler REST http://{} gRPC http://{}",
+                    at.rest, at.grpc
+                );
             }
         });
         match run(config, shutdown, Some(tell)).await {

@@ -26,7 +26,10 @@ use super::slots::{SlotName, SlotRecord};
 use super::tasks::TaskTemplate;
 use crate::api::{self, ApiConfig};
 use crate::config::SchedulerConfig;
-use crate::lag::{KafkaOffsetSampler, LagConfig, LagMonitor, LagObservation, LagTracker, MonitorConfig, ObservationReceiver, SamplerConfig};
+use crate::lag::{
+    KafkaOffsetSampler, LagConfig, LagMonitor, LagObservation, LagTracker, MonitorConfig,
+    ObservationReceiver, SamplerConfig,
+};
 use crate::mesos::{ClientConfig, MesosClient, MesosEvent, framework_info};
 use crate::policy::{DecisionLog, PolicyState, ScalingConfig, ScalingInput, decide};
 use crate::state::{StateError, StateStore};
@@ -42,7 +45,9 @@ pub enum RunError {
     #[error(transparent)]
     State(#[from] StateError),
     /// Another instance took over, or the session ended: this one must stop acting at once.
-    #[error("lost the scheduler lock in ZooKeeper ({0}); stopping so that only one scheduler acts (Marathon restarts it)")]
+    #[error(
+        "lost the scheduler lock in ZooKeeper ({0}); stopping so that only one scheduler acts (Marathon restarts it)"
+    )]
     LockLost(crate::state::LockLost),
 }
 
@@ -99,13 +104,13 @@ pub async fn run(
     };
 
     let service = config.framework.service_name.clone();
-    let (status_tx, status_rx) = watch::channel(Arc::new(StatusSnapshot::starting(&service, config.scaling.clone())));
+    let (status_tx, status_rx) = watch::channel(Arc::new(StatusSnapshot::starting(
+        &service,
+        config.scaling.clone(),
+    )));
     let (api_tx, mut api_rx) = mpsc::channel::<ApiRequest>(16);
     let servers = api::serve(
-        ApiConfig {
-            rest_addr: config.api_addr,
-            grpc_addr: config.grpc_addr,
-        },
+        ApiConfig::new(config.api_addr, config.grpc_addr),
         status_rx,
         api_tx,
         stopped(),
@@ -190,7 +195,11 @@ pub async fn run(
             tracing::warn!(node = %name, "a slot record whose name does not match its content; ignored");
         }
     }
-    tracing::info!(framework_id = framework_id.as_deref().unwrap_or("(new)"), slots = records.len(), "state loaded");
+    tracing::info!(
+        framework_id = framework_id.as_deref().unwrap_or("(new)"),
+        slots = records.len(),
+        "state loaded"
+    );
 
     let template = TaskTemplate {
         service_name: service.clone(),
@@ -213,10 +222,16 @@ pub async fn run(
         rand::random(),
     );
     let resume = core.consumer_slots_wanted();
-    let initial = if resume > 0 { resume } else { scaling.min_consumers };
+    let initial = if resume > 0 {
+        resume
+    } else {
+        scaling.min_consumers
+    };
     core.set_target(initial);
     if config.uninstall {
-        tracing::warn!("uninstall mode: killing every task, unreserving, then tearing the framework down");
+        tracing::warn!(
+            "uninstall mode: killing every task, unreserving, then tearing the framework down"
+        );
         core.start_uninstall();
     }
 
@@ -260,38 +275,42 @@ pub async fn run(
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut history_tick = tokio::time::interval(HISTORY_STEP);
     history_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let lost = lock.lost();
-    tokio::pin!(lost);
     let stop = stopped();
     tokio::pin!(stop);
-    let result = loop {
-        tokio::select! {
-            () = &mut stop => break Ok(()),
-            why = &mut lost => break Err(RunError::LockLost(why)),
-            event = events.recv() => match event {
-                Some(event) => state.on_mesos(event).await,
-                None => {
-                    if state.fatal.is_none() {
-                        state.fatal = Some(("the Mesos client stopped".into(), "restart the scheduler".into()));
+    let result = {
+        let lost = lock.lost();
+        tokio::pin!(lost);
+        loop {
+            tokio::select! {
+                () = &mut stop => break Ok(()),
+                why = &mut lost => break Err(RunError::LockLost(why)),
+                event = events.recv() => match event {
+                    Some(event) => state.on_mesos(event).await,
+                    None => {
+                        if state.fatal.is_none() {
+                            state.fatal = Some(("the Mesos client stopped".into(), "restart the scheduler".into()));
+                        }
+                    }
+                },
+                changed = changed(&mut lag_rx) => {
+                    if let Some(observation) = changed {
+                        state.on_observation(observation).await;
                     }
                 }
-            },
-            changed = changed(&mut lag_rx) => {
-                if let Some(observation) = changed {
-                    state.on_observation(observation).await;
+                request = api_rx.recv() => {
+                    if let Some(request) = request {
+                        state.on_api(request).await;
+                    }
                 }
+                _ = tick.tick() => state.on_tick().await,
+                _ = history_tick.tick() => state.sample_history(),
             }
-            request = api_rx.recv() => {
-                if let Some(request) = request {
-                    state.on_api(request).await;
-                }
-            }
-            _ = tick.tick() => state.on_tick().await,
-            _ = history_tick.tick() => state.sample_history(),
+            status_tx.send_replace(Arc::new(state.snapshot()));
         }
-        status_tx.send_replace(Arc::new(state.snapshot()));
     };
-    tracing::info!("stopping: closing the Mesos subscription (tasks keep running until the failover timeout)");
+    tracing::info!(
+        "stopping: closing the Mesos subscription (tasks keep running until the failover timeout)"
+    );
     client.shutdown().await;
     lock.release().await;
     result
@@ -310,10 +329,18 @@ async fn changed(rx: &mut Option<ObservationReceiver>) -> Option<Arc<LagObservat
     }
 }
 
-fn start_lag_monitor(config: &SchedulerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> ObservationReceiver {
+fn start_lag_monitor(
+    config: &SchedulerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> ObservationReceiver {
     let pipeline = &config.pipeline;
-    let mut sampler_config = SamplerConfig::new(&pipeline.kafka_brokers, &pipeline.topic, &pipeline.group);
-    sampler_config.client_properties = pipeline.kafka_properties.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut sampler_config =
+        SamplerConfig::new(&pipeline.kafka_brokers, &pipeline.topic, &pipeline.group);
+    sampler_config.client_properties = pipeline
+        .kafka_properties
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let monitor_config = MonitorConfig {
         tick: config.lag_tick,
         ..MonitorConfig::default()
@@ -327,12 +354,20 @@ fn start_lag_monitor(config: &SchedulerConfig, shutdown: impl Future<Output = ()
             let attempt = sampler_config.clone();
             match tokio::task::spawn_blocking(move || KafkaOffsetSampler::new(attempt)).await {
                 Ok(Ok(sampler)) => break sampler,
-                Ok(Err(e)) => tracing::error!(error = %e, brokers = %brokers, "cannot create the lag monitor's Kafka client; retrying in 5 s"),
-                Err(e) => tracing::error!(error = %e, "creating the Kafka client panicked; retrying in 5 s"),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, brokers = %brokers, "cannot create the lag monitor's Kafka client; retrying in 5 s")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "creating the Kafka client panicked; retrying in 5 s")
+                }
             }
             tokio::time::sleep(Duration::from_secs(5)).await;
         };
-        let (monitor, mut inner) = LagMonitor::new(sampler, LagTracker::new(LagConfig::default()), monitor_config);
+        let (monitor, mut inner) = LagMonitor::new(
+            sampler,
+            LagTracker::new(LagConfig::default()),
+            monitor_config,
+        );
         let forward = async move {
             while inner.changed().await.is_ok() {
                 let latest = inner.borrow_and_update().clone();
@@ -360,10 +395,14 @@ impl CallSender {
         let (queue, mut rx) = mpsc::unbounded_channel::<scheduler::Call>();
         tokio::spawn(async move {
             while let Some(call) = rx.recv().await {
-                let kind = call.r#type.and_then(|t| scheduler::call::Type::try_from(t).ok());
+                let kind = call
+                    .r#type
+                    .and_then(|t| scheduler::call::Type::try_from(t).ok());
                 if let Err(e) = client.call(call).await {
                     match e {
-                        crate::mesos::CallError::NotSubscribed => tracing::debug!(call = ?kind, "not subscribed; call dropped (the next reconciliation redoes it)"),
+                        crate::mesos::CallError::NotSubscribed => {
+                            tracing::debug!(call = ?kind, "not subscribed; call dropped (the next reconciliation redoes it)")
+                        }
                         e => tracing::warn!(call = ?kind, error = %e, "Mesos call failed"),
                     }
                 }
@@ -403,18 +442,22 @@ impl Loop {
             return;
         }
         let effects = match event {
-            MesosEvent::Subscribed { framework_id, master, .. } => {
+            MesosEvent::Subscribed {
+                framework_id,
+                master,
+                ..
+            } => {
                 tracing::info!(framework_id = %framework_id, master = %master, "subscribed");
-                if self.core.framework_id() != Some(framework_id.as_str()) {
-                    if let Err(e) = self.store.set_framework_id(&framework_id).await {
-                        // Without the id stored, a restart would register a new framework and
-                        // orphan every task: better to stop here, loudly.
-                        self.fatal = Some((
-                            format!("could not store the framework id in ZooKeeper: {e}"),
-                            "check ZooKeeper (FASTDATA_ZK_CONNECT), then restart the scheduler".into(),
-                        ));
-                        return;
-                    }
+                if self.core.framework_id() != Some(framework_id.as_str())
+                    && let Err(e) = self.store.set_framework_id(&framework_id).await
+                {
+                    // Without the id stored, a restart would register a new framework and
+                    // orphan every task: better to stop here, loudly.
+                    self.fatal = Some((
+                        format!("could not store the framework id in ZooKeeper: {e}"),
+                        "check ZooKeeper (FASTDATA_ZK_CONNECT), then restart the scheduler".into(),
+                    ));
+                    return;
                 }
                 self.master = Some(master);
                 self.last_error = None;
@@ -450,7 +493,9 @@ impl Loop {
     }
 
     async fn finish_uninstall(&mut self) {
-        tracing::info!("uninstall: every task killed and every reservation released; tearing the framework down");
+        tracing::info!(
+            "uninstall: every task killed and every reservation released; tearing the framework down"
+        );
         self.calls.send(scheduler::Call {
             r#type: Some(scheduler::call::Type::Teardown as i32),
             ..Default::default()
@@ -462,7 +507,9 @@ impl Loop {
                 self.uninstalled = true;
                 tracing::info!("uninstall complete: framework torn down, ZooKeeper state deleted");
             }
-            Err(e) => tracing::error!(error = %e, "uninstall: deleting the ZooKeeper state failed; retrying on the next tick"),
+            Err(e) => {
+                tracing::error!(error = %e, "uninstall: deleting the ZooKeeper state failed; retrying on the next tick")
+            }
         }
     }
 
@@ -480,9 +527,13 @@ impl Loop {
             self.scaling_changes += 1;
             tracing::info!(from = decision.current, to = decision.target, reason = %decision.reason, "scaling decision");
         }
-        self.held_reason = (!decision.is_change() && decision.guard.is_some()).then(|| decision.reason.clone());
+        self.held_reason =
+            (!decision.is_change() && decision.guard.is_some()).then(|| decision.reason.clone());
         self.core.set_target(decision.target);
-        if self.decisions.record(now.unix_ms, self.scaling.mode, input, decision) {
+        if self
+            .decisions
+            .record(now.unix_ms, self.scaling.mode, input, decision)
+        {
             let store = self.store.clone();
             let log = self.decisions.clone();
             // The audit log is kept best effort: a failed write is logged, the next decision
@@ -515,7 +566,9 @@ impl Loop {
                     }
                     // Dropping the reply answers 503: the change was not stored, so it is not
                     // applied either.
-                    Err(e) => tracing::error!(error = %e, "could not store the new scaling thresholds; refused"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not store the new scaling thresholds; refused")
+                    }
                 }
             }
         }
@@ -533,8 +586,13 @@ impl Loop {
                 let store = store.clone();
                 async move {
                     let (name, result) = match &write {
-                        Write::PutSlot(name, record) => (*name, store.put_slot(&name.to_string(), record.as_ref()).await),
-                        Write::DeleteSlot(name) => (*name, store.delete_slot(&name.to_string()).await),
+                        Write::PutSlot(name, record) => (
+                            *name,
+                            store.put_slot(&name.to_string(), record.as_ref()).await,
+                        ),
+                        Write::DeleteSlot(name) => {
+                            (*name, store.delete_slot(&name.to_string()).await)
+                        }
                     };
                     result.err().map(|e| {
                         tracing::error!(slot = %name, error = %e, "ZooKeeper write failed");
@@ -566,7 +624,11 @@ impl Loop {
             desired: self.core.target(),
         });
         let span = HISTORY_SPAN.as_millis() as u64;
-        while self.history.front().is_some_and(|p| at_unix_ms.saturating_sub(p.at_unix_ms) > span) {
+        while self
+            .history
+            .front()
+            .is_some_and(|p| at_unix_ms.saturating_sub(p.at_unix_ms) > span)
+        {
             self.history.pop_front();
         }
     }
@@ -618,7 +680,10 @@ impl Loop {
         }
         let mut counters = self.core.counters().clone();
         counters.scaling_changes = self.scaling_changes;
-        let held_reason = self.held_reason.clone().or_else(|| self.core.waiting_reason().map(str::to_owned));
+        let held_reason = self
+            .held_reason
+            .clone()
+            .or_else(|| self.core.waiting_reason().map(str::to_owned));
         let skip = self.decisions.len().saturating_sub(RECENT_DECISIONS);
         let decisions = self.decisions.iter().skip(skip).cloned().collect();
         StatusSnapshot {
@@ -648,7 +713,11 @@ impl Loop {
 
 /// An ACCEPT that launches a slot whose record failed to be written becomes a DECLINE of its
 /// offers: launching an unrecorded task could launch it twice after a restart.
-fn withhold(call: &scheduler::Call, failed: &[SlotName], core: &Framework) -> Option<scheduler::Call> {
+fn withhold(
+    call: &scheduler::Call,
+    failed: &[SlotName],
+    core: &Framework,
+) -> Option<scheduler::Call> {
     let accept = call.accept.as_ref()?;
     if failed.is_empty() {
         return None;
@@ -658,7 +727,12 @@ fn withhold(call: &scheduler::Call, failed: &[SlotName], core: &Framework) -> Op
         .iter()
         .filter_map(|o| o.launch.as_ref())
         .flat_map(|l| l.task_infos.iter())
-        .any(|t| failed.iter().any(|name| core.slot(*name).is_none_or(|s| s.record.task_id.as_deref() == Some(t.task_id.value.as_str()))));
+        .any(|t| {
+            failed.iter().any(|name| {
+                core.slot(*name)
+                    .is_none_or(|s| s.record.task_id.as_deref() == Some(t.task_id.value.as_str()))
+            })
+        });
     launches_failed.then(|| scheduler::Call {
         r#type: Some(scheduler::call::Type::Decline as i32),
         decline: Some(scheduler::call::Decline {
