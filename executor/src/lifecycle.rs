@@ -500,8 +500,15 @@ impl Lifecycle {
             Type::Acknowledged => {
                 if let Some(ack) = event.acknowledged {
                     let task_id = ack.task_id.value;
-                    if self.book.acknowledged(&task_id, &ack.uuid) == Acknowledgement::Unknown {
-                        tracing::debug!(task_id = %task_id, "ACKNOWLEDGED for an update no longer waiting");
+                    let uuid = uuid::Uuid::from_slice(&ack.uuid)
+                        .map_or_else(|_| format!("{:02x?}", ack.uuid), |u| u.to_string());
+                    match self.book.acknowledged(&task_id, &ack.uuid) {
+                        Acknowledgement::Removed => {
+                            tracing::debug!(task_id = %task_id, uuid = %uuid, "update acknowledged by the agent");
+                        }
+                        Acknowledgement::Unknown => {
+                            tracing::debug!(task_id = %task_id, uuid = %uuid, "ACKNOWLEDGED for an update no longer waiting");
+                        }
                     }
                 }
             }
@@ -677,7 +684,7 @@ impl Lifecycle {
             .or(task.policy_grace)
             .or(task.own_grace)
             .unwrap_or(DEFAULT_KILL_GRACE);
-        tracing::info!(task_id, grace = ?grace, "KILL: stopping the workload gracefully");
+        tracing::info!(task_id = %task_id, grace = ?grace, "KILL: stopping the workload gracefully");
         // TASK_KILLING only for frameworks that opted in (reference 2.9).
         if self.killing_state {
             self.report(
@@ -764,7 +771,7 @@ impl Lifecycle {
                 format!("the {kind} workload stopped without being asked to: {text}"),
             ),
         };
-        tracing::info!(task_id, state = state.as_str_name(), message = %message, "task ended");
+        tracing::info!(task_id = %task_id, state = state.as_str_name(), message = %message, "task ended");
         self.report(task_id, state, message, None);
     }
 
@@ -780,7 +787,7 @@ impl Lifecycle {
             .as_ref()
             .map_or("killed".to_owned(), |k| k.cause.clone());
         let message = format!("{cause}: {summary}");
-        tracing::info!(task_id, message = %message, "task killed");
+        tracing::info!(task_id = %task_id, message = %message, "task killed");
         self.report(task_id, TaskState::TaskKilled, message, None);
     }
 

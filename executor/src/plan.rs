@@ -49,6 +49,8 @@ pub struct Plan {
     pub workload: WorkloadPlan,
     /// How often the executor sends a stats report.
     pub stats_interval: Duration,
+    /// The graceful stop the workload asks for (the consumer's `grace_ms`).
+    pub grace: Option<Duration>,
 }
 
 /// The configuration of each workload.
@@ -79,10 +81,7 @@ impl Plan {
     /// The graceful stop the workload itself asks for, used when neither the KILL nor the
     /// task carries a kill policy (the consumer's `grace_ms`).
     pub fn own_grace(&self) -> Option<Duration> {
-        match &self.workload {
-            WorkloadPlan::Consumer(c) => Some(c.grace_period),
-            _ => None,
-        }
+        self.grace
     }
 }
 
@@ -121,10 +120,15 @@ pub fn plan_spec(
         }
         Workload::Noop => WorkloadPlan::Noop,
     };
+    let grace = match &spec.workload {
+        Workload::Consumer(c) => Some(Duration::from_millis(c.grace_ms)),
+        _ => None,
+    };
     Ok(Plan {
         kind: spec.workload.kind(),
         workload,
         stats_interval: Duration::from_millis(spec.stats_interval_ms),
+        grace,
     })
 }
 
@@ -192,8 +196,9 @@ fn consumer(
     config.group_id = c.group.clone();
     config.group_instance_id = c.group_instance_id.clone();
     config.cassandra = cassandra(&c.cassandra, "workload.cassandra", env)?;
-    config.grace_period = Duration::from_millis(c.grace_ms);
-    if config.grace_period < Duration::from_secs(1) {
+    let grace = Duration::from_millis(c.grace_ms);
+    config.grace_period = stop_budget(grace);
+    if grace < Duration::from_secs(1) {
         return Err(field(
             "workload.grace_ms",
             format!(
@@ -214,6 +219,15 @@ fn consumer(
         .validate()
         .map_err(|e| field("workload", e.to_string()))?;
     Ok(config)
+}
+
+/// The consumer's own budget for a graceful stop: its grace less a reserve (a tenth, at most
+/// 1 s; never below the 1 s it needs), so that it finishes and says how it left things before
+/// the executor cuts it off when the kill policy's grace (normally `grace_ms`) runs out.
+pub fn stop_budget(grace: Duration) -> Duration {
+    grace
+        .saturating_sub((grace / 10).min(Duration::from_secs(1)))
+        .max(Duration::from_secs(1))
 }
 
 fn cassandra(
@@ -369,7 +383,11 @@ mod tests {
         assert_eq!(c.cassandra.replication, Replication::Simple(1));
         assert_eq!(c.cassandra.credentials, None);
         assert_eq!(c.spool_dir, sandbox().join("spool"));
-        assert_eq!(c.grace_period, Duration::from_secs(30));
+        assert_eq!(
+            c.grace_period,
+            Duration::from_secs(29),
+            "a 1 s reserve for reporting"
+        );
         assert_eq!(c.max_in_flight, 64);
         assert_eq!(
             c.batch_size,
@@ -377,6 +395,19 @@ mod tests {
         );
         assert_eq!(c.kafka_properties, vec![("linger.ms".into(), "5".into())]);
         assert_eq!(c.stats_interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_consumer_stops_a_little_before_the_cut_off() {
+        let ms = Duration::from_millis;
+        for (grace, budget) in [
+            (ms(30_000), ms(29_000)),
+            (ms(5_000), ms(4_500)),
+            (ms(1_500), ms(1_350)),
+            (ms(1_000), ms(1_000)),
+        ] {
+            assert_eq!(stop_budget(grace), budget, "{grace:?}");
+        }
     }
 
     #[test]

@@ -461,6 +461,7 @@ mod tests {
             kind: fastdata_proto::task::WorkloadKind::Noop,
             workload: WorkloadPlan::Noop,
             stats_interval: Duration::from_secs(5),
+            grace: None,
         };
         let mut running = start("t1".into(), plan, tx);
         assert!(running.stats().is_none());
@@ -488,6 +489,7 @@ mod tests {
             kind: fastdata_proto::task::WorkloadKind::Consumer,
             workload: WorkloadPlan::Consumer(config),
             stats_interval: Duration::from_secs(5),
+            grace: None,
         };
         let (tx, mut rx) = mpsc::channel(8);
         let _running = start("t1".into(), plan, tx);
@@ -509,6 +511,7 @@ mod tests {
             kind: fastdata_proto::task::WorkloadKind::Noop,
             workload: WorkloadPlan::Noop,
             stats_interval: Duration::from_secs(5),
+            grace: None,
         };
         let running = start("t1".into(), plan, tx);
         assert!(matches!(rx.recv().await, Some(Input::WorkloadReady { .. })));

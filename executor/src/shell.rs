@@ -97,13 +97,19 @@ pub async fn run(
     loop {
         if let Some(reason) = shell.carry_out(actions) {
             shell.stop_stream();
+            shell.label.set_tasks(&lifecycle.task_ids());
+            shell.label.release();
             return Ok(reason);
         }
         shell.label.set_tasks(&lifecycle.task_ids());
-        let wake = [lifecycle.next_deadline(), shell.next_stats()]
-            .into_iter()
-            .flatten()
-            .min();
+        let wake = [
+            lifecycle.next_deadline(),
+            shell.next_stats(),
+            shell.label.hold_until().map(Instant::from_std),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let sleep = async move {
             match wake {
                 Some(at) => tokio::time::sleep_until(at).await,
@@ -118,6 +124,7 @@ pub async fn run(
             },
             () = sleep => Some(Input::Tick),
         };
+        shell.label.release_if_due();
         if let Some(Input::WorkloadExited { task_id, .. }) = &input {
             shell.workloads.remove(task_id);
         }

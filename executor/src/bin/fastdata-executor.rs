@@ -35,6 +35,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let held = label.clone();
     let result = runtime.block_on(async move {
         let signals = match signals() {
             Ok(s) => s,
@@ -51,6 +52,8 @@ fn main() -> ExitCode {
             }
         }
     });
+    // Lines still waiting for a task id are written as they are.
+    held.release();
     // A workload that was cut off may still be unwinding; exiting is its final cut-off.
     runtime.shutdown_timeout(Duration::from_millis(200));
     ExitCode::from(result.unwrap_or(1))
