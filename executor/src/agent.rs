@@ -89,7 +89,12 @@ impl AgentClient {
             let response = match response {
                 Ok(r) => r,
                 Err(error) => {
-                    let _ = inputs.send(Input::SubscribeFailed { conn, error }).await;
+                    let failed = Input::SubscribeFailed {
+                        conn,
+                        status: None,
+                        error,
+                    };
+                    let _ = inputs.send(failed).await;
                     return;
                 }
             };
@@ -103,14 +108,24 @@ impl AgentClient {
             if status != 200 {
                 let body = body_text(response).await;
                 let error = format!("the agent answered SUBSCRIBE with {status}: {body}");
-                let _ = inputs.send(Input::SubscribeFailed { conn, error }).await;
+                let failed = Input::SubscribeFailed {
+                    conn,
+                    status: Some(status),
+                    error,
+                };
+                let _ = inputs.send(failed).await;
                 return;
             }
             if content_type != PROTOBUF {
                 let error = format!(
                     "the agent's event stream is {content_type:?}, not the {PROTOBUF} asked for"
                 );
-                let _ = inputs.send(Input::SubscribeFailed { conn, error }).await;
+                let failed = Input::SubscribeFailed {
+                    conn,
+                    status: None,
+                    error,
+                };
+                let _ = inputs.send(failed).await;
                 return;
             }
             let error = read_events(conn, response, &inputs).await;

@@ -37,9 +37,11 @@
 //!
 //! # Tests
 //!
-//! Unit tests next to the code (tables, no sockets, no clocks); `tests/` runs the binary under
-//! devcluster's agent (`tests/protocol.rs`, `tests/environment.rs`) and against the real Kafka
-//! and Cassandra of `dev/services` (`tests/consumer_kill.rs`).
+//! Unit tests next to the code (tables, no sockets, no clocks). `tests/environment.rs` runs the
+//! binary alone (bad environments, no agent, SIGTERM); `tests/protocol.rs` runs it under
+//! devcluster's agent with a small test scheduler (devcluster's own test client); and
+//! `tests/services.rs` runs real workloads against the Kafka and Cassandra of `dev/services`
+//! (`dev/services up` first; a missing service fails the test with that hint).
 
 pub mod agent;
 pub mod calls;

@@ -122,6 +122,8 @@ pub enum Input {
     SubscribeFailed {
         /// Which attempt.
         conn: ConnId,
+        /// The HTTP status, if the agent answered.
+        status: Option<u16>,
         /// Why.
         error: String,
     },
@@ -296,6 +298,12 @@ impl std::fmt::Debug for Lifecycle {
     }
 }
 
+/// SUBSCRIBE answers that no retry can change. 503 (agent recovering) and 404 (agent
+/// routes not installed yet) are retried (reference 3.5), as are 5xx, 408 and 429.
+fn refuses_for_good(status: u16) -> bool {
+    (400..500).contains(&status) && !matches!(status, 404 | 408 | 429)
+}
+
 fn grace_of(d: Option<&DurationInfo>) -> Option<Duration> {
     d.map(|d| Duration::from_nanos(u64::try_from(d.nanoseconds).unwrap_or(0)))
 }
@@ -373,9 +381,20 @@ impl Lifecycle {
         }
         match input {
             Input::Start => self.attempt(),
-            Input::SubscribeFailed { conn, error } => {
+            Input::SubscribeFailed {
+                conn,
+                status,
+                error,
+            } => {
                 tracing::warn!(error = %error, "subscribing to the agent failed");
-                self.lost(conn, &error);
+                if status.is_some_and(refuses_for_good) && self.link.is_current(conn) {
+                    // The agent does not know this executor (or refuses our call): retrying
+                    // cannot help, as Mesos' own executor library treats it.
+                    self.link.close();
+                    self.give_up(format!("the agent refused the subscription: {error}"));
+                } else {
+                    self.lost(conn, &error);
+                }
             }
             Input::StreamEnded { conn, error } => {
                 if self.link.is_current(conn) {

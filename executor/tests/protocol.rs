@@ -417,3 +417,90 @@ async fn a_noop_executor_stays_light() {
     );
     cluster.stop().await;
 }
+
+/// A workload that does not stop within the kill policy's grace period is cut off when it
+/// runs out: TASK_KILLED says so, and the executor exits. (The producer here cannot reach
+/// Kafka and is still creating its topic, which it does not interrupt for a stop: up to 30 s.)
+#[tokio::test]
+async fn a_workload_that_does_not_stop_is_cut_off_at_the_grace_period() {
+    let cluster = start_cluster().await;
+    let mut s = Scheduler::subscribe(&cluster.master_url(), framework(true)).await;
+    let agent = cluster.agent_ids()[0].clone();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let spec = TaskSpec::new(Workload::Producer(ProducerSpec {
+        kafka: KafkaSpec {
+            brokers: format!("127.0.0.1:{port}"),
+            topic: "sensor-temp".into(),
+            properties: Default::default(),
+        },
+        sensors: 3,
+        rate: 10.0,
+        partitions: 1,
+        replication_factor: None,
+    }));
+    launch(
+        &mut s,
+        executor_task(&agent, "stuck", spec.to_json(), &TaskOptions::default()),
+    )
+    .await;
+    let mut log = UpdateLog::default();
+    log.until(&mut s, "stuck", TaskStarting, LONG).await;
+    let grace = Duration::from_secs(2);
+    let sent = Instant::now();
+    kill(&s, &agent, "stuck", Some(grace)).await;
+    let killed = log.until(&mut s, "stuck", TaskKilled, LONG).await;
+    let took = log.arrival("stuck", TaskKilled).unwrap() - sent;
+    assert!(took >= grace, "cut off before the grace ran out: {took:?}");
+    assert!(
+        took < grace + Duration::from_secs(3),
+        "cut off late: {took:?}"
+    );
+    assert_eq!(
+        killed.message.as_deref(),
+        Some(
+            "killed by the scheduler: the workload did not stop within the grace period of 2 s and was cut off"
+        )
+    );
+    assert_eq!(log.states("stuck"), [TaskStarting, TaskKilling, TaskKilled]);
+    wait_executor_exit(&cluster, "stuck", LONG).await;
+    cluster.stop().await;
+}
+
+/// An executor the agent does not know (wrong framework id) is refused with 400; retrying
+/// cannot help, so it exits at once (code 1) with the agent's words.
+#[tokio::test]
+async fn an_executor_the_agent_does_not_know_exits_with_its_answer() {
+    let cluster = start_cluster().await;
+    let endpoint = cluster.agent_endpoints()[0];
+    let sandbox = std::env::temp_dir();
+    let started = Instant::now();
+    let output = tokio::process::Command::new(EXECUTOR)
+        .env_clear()
+        .env("MESOS_AGENT_ENDPOINT", endpoint.to_string())
+        .env("MESOS_FRAMEWORK_ID", "no-such-framework")
+        .env("MESOS_EXECUTOR_ID", "stray.executor")
+        .env("MESOS_DIRECTORY", &sandbox)
+        .env("MESOS_SANDBOX", &sandbox)
+        .env("MESOS_CHECKPOINT", "1")
+        .env("MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD", "5secs")
+        .env("MESOS_RECOVERY_TIMEOUT", "15mins")
+        .env("MESOS_SUBSCRIPTION_BACKOFF_MAX", "2secs")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(LONG, output).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the agent refused the subscription")
+            && stderr.contains("400: Framework cannot be found"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    cluster.stop().await;
+}

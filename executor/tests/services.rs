@@ -15,7 +15,7 @@ mod common;
 mod services;
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use common::Scheduler;
@@ -24,9 +24,11 @@ use fastdata_proto::task::{
     VERSION, Workload,
 };
 use fastdata_proto::v1::TaskState;
+use fastdata_workloads::dead_letter;
 use fastdata_workloads::producer::TargetRate;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use support::*;
 use tokio::time::Instant;
 
@@ -79,6 +81,29 @@ async fn group_members(group: &str) -> usize {
     })
     .await
     .unwrap()
+}
+
+/// Sends `n` messages that are not readings; returns their (partition, offset).
+async fn send_garbage(topic: &str, n: usize) -> BTreeSet<(i32, i64)> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", services::kafka_brokers())
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    let mut sent = BTreeSet::new();
+    for i in 0..n {
+        let (key, payload) = (format!("bad-{i}"), format!("{{not a reading {i}"));
+        let record: FutureRecord<'_, str, str> = FutureRecord::to(topic)
+            .key(key.as_str())
+            .payload(payload.as_str());
+        let delivery = producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .map_err(|(e, _)| e)
+            .expect("Kafka takes the message");
+        sent.insert((delivery.partition, delivery.offset));
+    }
+    sent
 }
 
 /// Sum of the group's committed offsets and of the topic's high watermarks.
@@ -166,6 +191,9 @@ async fn a_killed_consumer_commits_and_leaves_within_the_grace_period() {
     services::produce(&name, PARTITIONS, 40, total, TargetRate::Unthrottled).await;
     let readings = services::topic_readings(&name).await;
     assert_eq!(readings.len() as u64, total);
+    // And a few messages that are not readings: they go to the slot's dead-letter store.
+    let bad = send_garbage(&name, 5).await;
+    let messages = total as i64 + bad.len() as i64;
 
     let cluster = start_cluster().await;
     let mut s = Scheduler::subscribe(&cluster.master_url(), framework(true)).await;
@@ -187,10 +215,10 @@ async fn a_killed_consumer_commits_and_leaves_within_the_grace_period() {
     let rows = services::count_rows(&session, &name).await;
     assert!(committed > 0, "it committed what it wrote");
     assert!(
-        committed <= rows,
+        committed <= rows + bad.len() as i64,
         "{committed} committed but only {rows} rows: a commit ran ahead of the writes"
     );
-    assert_eq!(end, total as i64);
+    assert_eq!(end, messages);
     eprintln!(
         "first consumer: KILLED {first_kill:?} after KILL; {committed} of {total} committed, {rows} rows written"
     );
@@ -201,7 +229,7 @@ async fn a_killed_consumer_commits_and_leaves_within_the_grace_period() {
         let name = name.clone();
         async move || {
             services::count_rows(&session, &name).await == total as i64
-                && committed_and_end(&name).await.0 == total as i64
+                && committed_and_end(&name).await.0 == messages
         }
     })
     .await;
@@ -209,9 +237,18 @@ async fn a_killed_consumer_commits_and_leaves_within_the_grace_period() {
     eprintln!("second consumer: KILLED {second_kill:?} after KILL");
     assert_eq!(group_members(&name).await, 0);
     let (committed, end) = committed_and_end(&name).await;
-    assert_eq!((committed, end), (total as i64, total as i64), "lag 0");
+    assert_eq!((committed, end), (messages, messages), "lag 0");
     let rows = services::table_rows(&session, &name).await;
     services::assert_rows_match(&rows, &readings);
+    // The dead letters are on the slot's volume (devcluster's `pxd` directory), each once or
+    // more (a replay may record one twice), none missing.
+    let store = cluster
+        .work_dir()
+        .join(format!("volumes/pxd/{name}-consumer-0"))
+        .join(dead_letter::FILE_NAME);
+    let records = dead_letter::read_file(&store).expect("the dead-letter store on the volume");
+    let found: BTreeSet<(i32, i64)> = records.iter().map(|r| (r.partition, r.offset)).collect();
+    assert_eq!(found, bad, "every dead letter, at its coordinates");
 
     cluster.stop().await;
     services::cleanup(Some(&session), &name).await;

@@ -616,6 +616,7 @@ fn checkpointed_executors_give_up_after_the_recovery_timeout() {
             attempts += 1;
             h.step(Input::SubscribeFailed {
                 conn,
+                status: if attempts % 2 == 0 { None } else { Some(503) },
                 error: "connection refused".into(),
             });
         }
@@ -863,4 +864,35 @@ fn kill_of_an_unknown_or_ended_task_is_ignored() {
     let before = h.sent.len();
     h.kill("task-1", None);
     assert_eq!(h.sent.len(), before);
+}
+
+#[test]
+fn a_subscription_the_agent_refuses_is_not_retried() {
+    for (status, retried) in [
+        (400, false),
+        (401, false),
+        (415, false),
+        (404, true),
+        (503, true),
+        (500, true),
+    ] {
+        let mut h = Harness::new(checkpointed());
+        h.step(Input::Start);
+        let conn = h.conn.unwrap();
+        h.step(Input::SubscribeFailed {
+            conn,
+            status: Some(status),
+            error: format!("the agent answered SUBSCRIBE with {status}: Executor cannot be found"),
+        });
+        if retried {
+            assert!(h.exit.is_none(), "{status}");
+            assert!(h.lc.next_deadline().is_some(), "{status}: a retry is due");
+        } else {
+            let Some(ExitReason::AgentLost(why)) = h.exit.clone() else {
+                panic!("{status}: {:?}", h.exit)
+            };
+            assert!(why.contains("refused the subscription"), "{why}");
+            assert!(why.contains("Executor cannot be found"), "{why}");
+        }
+    }
 }
