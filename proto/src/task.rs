@@ -386,8 +386,10 @@ where
     D::Error: fmt::Display,
 {
     serde_path_to_error::deserialize(input).map_err(|e| {
+        // A syntax error leaves the key it was reading unknown (`?`): name what is known.
         let path = e.path().to_string();
-        let field = match (prefix, path.as_str()) {
+        let path = path.trim_end_matches('?').trim_end_matches('.');
+        let field = match (prefix, path) {
             ("", "." | "") => ".".to_owned(),
             (prefix, "." | "") => prefix.trim_end_matches('.').to_owned(),
             (prefix, path) => format!("{prefix}{path}"),
@@ -582,6 +584,8 @@ mod tests {
         let cases: &[(&[u8], &str)] = &[
             (b"", "."),
             (b"not json", "."),
+            (b"{not json", "."),
+            (br#"{"version":1,"workload":{"kind":"noop",}}"#, "workload"),
             (
                 br#"{"workload":{"kind":"producer","kafka":{"brokers":"b"},"rate":1}}"#,
                 ".",
