@@ -176,8 +176,8 @@ pub struct DecisionsArgs {
     #[arg(long)]
     pub json: bool,
     /// Show at most N decisions.
-    #[arg(long, default_value_t = 20, value_name = "N")]
-    pub limit: usize,
+    #[arg(long, default_value_t = 20, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: u64,
 }
 
 /// The arguments as clap should see them: the DC/OS CLI runs `dcos-fastdata fastdata <args>`;
@@ -329,7 +329,7 @@ pub async fn run(
             let shown: Vec<model::Decision> = decisions
                 .decisions
                 .iter()
-                .take(args.limit)
+                .take(usize::try_from(args.limit).unwrap_or(usize::MAX))
                 .cloned()
                 .collect();
             let header = if shown.is_empty() {

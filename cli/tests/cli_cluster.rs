@@ -289,3 +289,36 @@ async fn watch_redraws_the_status_in_place() {
     }
     scheduler.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_with_json_prints_one_document_per_line() {
+    let scheduler = Scheduler::start(true).await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_dcos-fastdata"))
+        .args([
+            "--url",
+            &scheduler.base,
+            "status",
+            "--watch",
+            "--json",
+            "--interval",
+            "0.2",
+        ])
+        .env_clear()
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starts");
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    for _ in 0..3 {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("a line within 60 s")
+            .expect("reads")
+            .expect("the watch goes on");
+        let status: Value = serde_json::from_str(&line).expect("each line is a JSON document");
+        assert_eq!(status["lag"]["total"], 12_400);
+    }
+    child.kill().await.expect("stops");
+    scheduler.shutdown().await;
+}

@@ -198,7 +198,11 @@ async fn an_unavailable_scheduler_exits_8() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn command_line_mistakes_exit_2() {
     let env = [("DCOS_URL", "http://127.0.0.1:9")];
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["fastdata", "decisions", "--limit", "0"],
+            "0 is not in 1..",
+        ),
         (&["fastdata", "scaling", "set"], "nothing to change"),
         (
             &["fastdata", "status", "--watch", "--interval", "0.01"],

@@ -11,6 +11,8 @@ use std::time::Duration;
 use api_common::{TestApi, now_ms};
 use fastdata_scheduler::api::sample::sample_snapshot;
 use fastdata_scheduler::api::views::HistoryView;
+use fastdata_scheduler::policy::ScalingConfig;
+use fastdata_scheduler::status::StatusSnapshot;
 
 /// Chromium from `FASTDATA_CHROMIUM`, else `chromium`, `chromium-browser` or `google-chrome`
 /// on the PATH.
@@ -166,6 +168,29 @@ async fn the_page_plots_the_last_hour_and_marks_every_scaling_change() {
         "a screenshot of a drawn page, not a blank one"
     );
     println!("status page screenshot: {}", screenshot.display());
+    let _ = std::fs::remove_dir_all(&profile);
+    api.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_of_a_scheduler_with_no_data_yet_renders_without_errors() {
+    let mut snapshot = StatusSnapshot::starting("fastdata", ScalingConfig::default());
+    snapshot.at_unix_ms = now_ms();
+    let api = TestApi::start(snapshot).await;
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("api_page");
+    std::fs::create_dir_all(&out).expect("output directory");
+    let profile = out.join(format!("chromium-profile-empty-{}", std::process::id()));
+    let dom = run_chromium(&api.url("/"), &profile, &["--dump-dom".to_owned()]).await;
+    assert_eq!(attribute(&dom, "chart", "data-points"), "0");
+    assert_eq!(dom.matches("class=\"decision-marker\"").count(), 0);
+    assert!(!dom.contains("id=\"lag-line\""), "no line without points");
+    assert_eq!(text(&dom, "current-lag"), "–");
+    assert_eq!(text(&dom, "decision-count"), "0");
+    assert_eq!(
+        text(&dom, "summary"),
+        "waiting for lock · 0 of 0 consumers running · lag not measured yet"
+    );
+    assert_eq!(text(&dom, "error"), "", "the refresh failed");
     let _ = std::fs::remove_dir_all(&profile);
     api.shutdown().await;
 }

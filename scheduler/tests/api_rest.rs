@@ -126,6 +126,33 @@ async fn the_served_document_is_the_one_tested_and_its_schemas_are_valid() {
     assert_eq!(served.json(), openapi());
     let doc = openapi();
     assert_eq!(doc["openapi"], "3.1.0");
+    // Every $ref points at something, and operation ids are unique.
+    fn refs(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    out.push(target.clone());
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut targets = Vec::new();
+    refs(&doc, &mut targets);
+    assert!(targets.len() > 50, "the document uses its components");
+    for target in targets {
+        let pointer = target.strip_prefix('#').expect("a local reference");
+        assert!(doc.pointer(pointer).is_some(), "dangling $ref {target}");
+    }
+    let mut ids = std::collections::HashSet::new();
+    for operations in doc["paths"].as_object().expect("paths").values() {
+        for operation in operations.as_object().expect("operations").values() {
+            let id = operation["operationId"].as_str().expect("an operationId");
+            assert!(ids.insert(id.to_owned()), "duplicate operationId {id}");
+        }
+    }
     for (name, schema) in doc["components"]["schemas"].as_object().expect("schemas") {
         // Each component is a valid JSON Schema 2020-12 document (its $refs aside).
         let errors: Vec<String> = jsonschema::meta::validate(schema)

@@ -69,7 +69,7 @@ impl Control for ControlService {
         request: Request<pb::SetScalingRequest>,
     ) -> Result<Response<pb::ScalingConfig>, Status> {
         let change = patch_of(request.get_ref()).map_err(|r| invalid_argument(&r))?;
-        match forward(&self.shared, change).await {
+        match forward(&self.shared, "gRPC", change).await {
             Ok(config) => Ok(Response::new(scaling_message(&config))),
             Err(Forwarded::Rejected(rejected)) => Err(invalid_argument(&rejected)),
             Err(Forwarded::Unavailable(message)) => Err(Status::unavailable(message)),

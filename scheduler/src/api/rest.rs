@@ -161,13 +161,31 @@ async fn put_scaling(
         Ok(change) => change,
         Err(rejected) => return refused(rejected),
     };
-    match forward(&state, change).await {
+    match forward(&state, "REST", change).await {
         Ok(config) => json(StatusCode::OK, &config),
         Err(Forwarded::Rejected(rejected)) => refused(rejected),
         Err(Forwarded::Unavailable(message)) => {
             error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
         }
     }
+}
+
+/// Logs what became of a change (it holds no secret) and passes the result on.
+fn logged(
+    api: &'static str,
+    change: &crate::status::ScalingPatch,
+    result: Result<ScalingConfig, Forwarded>,
+) -> Result<ScalingConfig, Forwarded> {
+    match &result {
+        Ok(config) => tracing::info!(api, ?change, mode = %config.mode, "scaling change applied"),
+        Err(Forwarded::Rejected(rejected)) => {
+            tracing::info!(api, ?change, problems = %rejected, "scaling change refused");
+        }
+        Err(Forwarded::Unavailable(reason)) => {
+            tracing::warn!(api, ?change, %reason, "scaling change not answered by the run loop");
+        }
+    }
+    result
 }
 
 /// A 400 listing every problem.
@@ -195,8 +213,19 @@ pub enum Forwarded {
     Unavailable(String),
 }
 
-/// Sends a change to the run loop and waits for its answer, at most `request_timeout` in all.
+/// Sends a change to the run loop and waits for its answer, at most `request_timeout` in all;
+/// logs the outcome with `api` (`REST` or `gRPC`).
 pub async fn forward(
+    state: &RestState,
+    api: &'static str,
+    change: crate::status::ScalingPatch,
+) -> Result<ScalingConfig, Forwarded> {
+    let logged_change = change.clone();
+    let result = exchange(state, change).await;
+    logged(api, &logged_change, result)
+}
+
+async fn exchange(
     state: &RestState,
     change: crate::status::ScalingPatch,
 ) -> Result<ScalingConfig, Forwarded> {

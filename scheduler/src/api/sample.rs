@@ -1,9 +1,10 @@
 //! A realistic [`StatusSnapshot`] made of plain values: three of four consumers running, a
 //! lagging group, an hour of history with scaling changes, declined offers.
 //!
-//! The API's tests, the CLI's tests and the OpenAPI examples use it so that every field of
-//! every document carries a value; the status-page test renders it. It does no I/O and reads
-//! no clock: the caller says what "now" is.
+//! The API's tests and the CLI's tests use it so that every field of every document carries
+//! a value, and the status-page test renders it; it is public for those tests and for trying
+//! the page or the CLI against a server without a cluster. It does no I/O and reads no
+//! clock: the caller says what "now" is.
 
 use std::collections::BTreeMap;
 
