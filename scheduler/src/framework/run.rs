@@ -299,7 +299,12 @@ pub async fn run(
                 }
                 request = api_rx.recv() => {
                     if let Some(request) = request {
-                        state.on_api(request).await;
+                        let reply = state.on_api(request).await;
+                        // The answer goes out only once the snapshot shows the change, so a
+                        // GET right after the PUT reads the new value.
+                        status_tx.send_replace(Arc::new(state.snapshot()));
+                        reply.send();
+                        continue;
                     }
                 }
                 _ = tick.tick() => state.on_tick().await,
@@ -313,6 +318,9 @@ pub async fn run(
     );
     client.shutdown().await;
     lock.release().await;
+    if let Err(e) = servers.stopped().await {
+        tracing::warn!(error = %e, "the APIs did not stop cleanly");
+    }
     result
 }
 
@@ -414,6 +422,27 @@ impl CallSender {
     fn send(&self, call: scheduler::Call) {
         // The sender task lives as long as the client; a closed queue means shutdown.
         let _ = self.queue.send(call);
+    }
+}
+
+/// An API answer waiting for the snapshot that shows its effect.
+enum Reply {
+    /// `None` drops the sender: the API answers 503.
+    Scaling(
+        tokio::sync::oneshot::Sender<Result<ScalingConfig, crate::status::ScalingRejected>>,
+        Option<Result<ScalingConfig, crate::status::ScalingRejected>>,
+    ),
+}
+
+impl Reply {
+    fn send(self) {
+        match self {
+            Reply::Scaling(sender, Some(answer)) => {
+                // The API may have given up waiting (it answered 503 then).
+                let _ = sender.send(answer);
+            }
+            Reply::Scaling(_, None) => {}
+        }
     }
 }
 
@@ -548,26 +577,25 @@ impl Loop {
         self.carry_out(effects).await;
     }
 
-    async fn on_api(&mut self, request: ApiRequest) {
+    /// Serves an API request; returns the answer, to be sent after the next snapshot.
+    async fn on_api(&mut self, request: ApiRequest) -> Reply {
         match request {
             ApiRequest::SetScaling { patch, reply } => {
                 let next = match patch.apply(&self.scaling) {
                     Ok(next) => next,
-                    Err(rejected) => {
-                        let _ = reply.send(Err(rejected));
-                        return;
-                    }
+                    Err(rejected) => return Reply::Scaling(reply, Some(Err(rejected))),
                 };
                 match self.store.set_scaling(&next).await {
                     Ok(()) => {
                         tracing::info!(scaling = ?next, "scaling thresholds changed at runtime");
                         self.scaling = next.clone();
-                        let _ = reply.send(Ok(next));
+                        Reply::Scaling(reply, Some(Ok(next)))
                     }
-                    // Dropping the reply answers 503: the change was not stored, so it is not
-                    // applied either.
                     Err(e) => {
-                        tracing::error!(error = %e, "could not store the new scaling thresholds; refused")
+                        // No answer is a 503: the change was not stored, so it is not applied
+                        // either.
+                        tracing::error!(error = %e, "could not store the new scaling thresholds; refused");
+                        Reply::Scaling(reply, None)
                     }
                 }
             }
