@@ -389,7 +389,7 @@ impl Lifecycle {
                 tracing::warn!(error = %error, "subscribing to the agent failed");
                 if status.is_some_and(refuses_for_good) && self.link.is_current(conn) {
                     // The agent does not know this executor (or refuses our call): retrying
-                    // cannot help, as Mesos' own executor library treats it.
+                    // cannot help. Mesos' library retries only 503 and 404 (reference 3.5).
                     self.give_up(format!("the agent refused the subscription: {error}"));
                 } else {
                     self.lost(conn, &error);
