@@ -229,3 +229,153 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::calls::CallIds;
+
+    /// Serves one raw HTTP answer to the first request on a fresh port; returns the URL.
+    async fn answering(head: &'static str, body: Vec<u8>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/api/v1/executor", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    return;
+                }
+                request.extend_from_slice(&buf[..n]);
+            }
+            socket.write_all(head.as_bytes()).await.unwrap();
+            // One chunk holding the whole body, then the end of the stream.
+            let mut chunked = format!("{:x}\r\n", body.len()).into_bytes();
+            chunked.extend_from_slice(&body);
+            chunked.extend_from_slice(b"\r\n0\r\n\r\n");
+            if !body.is_empty() {
+                socket.write_all(&chunked).await.unwrap();
+            }
+            let _ = socket.shutdown().await;
+        });
+        url
+    }
+
+    const STREAM: &str = "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+    async fn subscribe_to(url: String) -> Vec<Input> {
+        let client = AgentClient::new(url, None).unwrap();
+        let call = CallIds {
+            framework_id: "f".into(),
+            executor_id: "e".into(),
+        }
+        .subscribe(Default::default());
+        let (tx, mut rx) = mpsc::channel(16);
+        let reader = client.subscribe(ConnId(1), &call, tx);
+        let _ = tokio::time::timeout(Duration::from_secs(10), reader).await;
+        let mut inputs = Vec::new();
+        while let Ok(input) = rx.try_recv() {
+            inputs.push(input);
+        }
+        inputs
+    }
+
+    fn ended_with(inputs: &[Input]) -> Option<String> {
+        match inputs.last() {
+            Some(Input::StreamEnded { error, .. }) => error.clone(),
+            other => panic!("the stream did not end: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn events_are_decoded_from_recordio() {
+        let event = executor::Event {
+            r#type: Some(executor::event::Type::Heartbeat as i32),
+            ..Default::default()
+        };
+        let mut body = fastdata_proto::recordio::encode_message(&event).to_vec();
+        body.extend_from_slice(&fastdata_proto::recordio::encode_message(&event));
+        let inputs = subscribe_to(answering(STREAM, body).await).await;
+        assert_eq!(inputs.len(), 3, "{inputs:?}");
+        for input in &inputs[..2] {
+            assert!(
+                matches!(input, Input::Event { conn: ConnId(1), event: got } if **got == event),
+                "{input:?}"
+            );
+        }
+        assert_eq!(ended_with(&inputs), None, "a clean end");
+    }
+
+    #[tokio::test]
+    async fn garbage_ends_the_stream_with_an_error_and_never_panics() {
+        let cases: Vec<(&'static str, Vec<u8>, &str)> = vec![
+            (STREAM, b"xyz\nabc".to_vec(), "not valid RecordIO"),
+            (STREAM, b"3\n\xff\xff\xff".to_vec(), "not an executor event"),
+            (STREAM, b"10\nabc".to_vec(), "ended mid-record"),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+                b"{}".to_vec(),
+                "not the application/x-protobuf asked for",
+            ),
+        ];
+        for (head, body, words) in cases {
+            let inputs = subscribe_to(answering(head, body.clone()).await).await;
+            let error = match inputs.last() {
+                Some(Input::StreamEnded { error, .. }) => error.clone().unwrap_or_default(),
+                Some(Input::SubscribeFailed { error, .. }) => error.clone(),
+                other => panic!("{body:?}: {other:?}"),
+            };
+            assert!(error.contains(words), "{body:?}: {error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn refusals_carry_the_status_and_the_agents_words() {
+        let url = answering(
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 31\r\n\r\nAgent has not finished recovery",
+            Vec::new(),
+        )
+        .await;
+        let inputs = subscribe_to(url).await;
+        let Some(Input::SubscribeFailed { status, error, .. }) = inputs.last() else {
+            panic!("{inputs:?}")
+        };
+        assert_eq!(*status, Some(503));
+        assert!(
+            error.ends_with("503: Agent has not finished recovery"),
+            "{error}"
+        );
+
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/api/v1/executor", closed.local_addr().unwrap());
+        drop(closed);
+        let inputs = subscribe_to(url.clone()).await;
+        let Some(Input::SubscribeFailed {
+            status: None,
+            error,
+            ..
+        }) = inputs.last()
+        else {
+            panic!("{inputs:?}")
+        };
+        assert!(
+            error.contains("Connection refused"),
+            "the cause is named: {error}"
+        );
+        let client = AgentClient::new(url, None).unwrap();
+        let call = CallIds {
+            framework_id: "f".into(),
+            executor_id: "e".into(),
+        }
+        .message(b"x".to_vec());
+        assert!(matches!(
+            client.call(&call).await,
+            CallAnswer::Unreachable(_)
+        ));
+    }
+}

@@ -200,6 +200,13 @@ impl Connection {
         self.link = Link::Disconnected { retry_at: None };
     }
 
+    /// Gives up for a reason found elsewhere (the agent refused us): no further attempt, and
+    /// nothing more can be delivered.
+    pub fn abandon(&mut self) {
+        self.gave_up = true;
+        self.close();
+    }
+
     /// The next time [`Connection::tick`] has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
         match self.link {

@@ -389,8 +389,7 @@ impl Lifecycle {
                 tracing::warn!(error = %error, "subscribing to the agent failed");
                 if status.is_some_and(refuses_for_good) && self.link.is_current(conn) {
                     // The agent does not know this executor (or refuses our call): retrying
-                    // cannot help, as Mesos' own executor library treats it.
-                    self.link.close();
+                    // cannot help. Mesos' library retries only 503 and 404 (reference 3.5).
                     self.give_up(format!("the agent refused the subscription: {error}"));
                 } else {
                     self.lost(conn, &error);
@@ -471,7 +470,7 @@ impl Lifecycle {
 
     fn give_up(&mut self, reason: String) {
         tracing::error!(reason = %reason, "giving up on the agent: stopping every task and exiting");
-        self.link.close();
+        self.link.abandon();
         let stopping = format!("the executor lost its agent: {reason}");
         self.begin_shutdown(&stopping, ExitReason::AgentLost(reason));
     }

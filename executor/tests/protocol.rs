@@ -160,11 +160,32 @@ async fn bad_task_data_and_a_failing_workload_fail_with_the_reason() {
 }
 
 /// SHUTDOWN of the executor: its task is killed (no TASK_KILLING, the task was not
-/// KILLed), TASK_KILLED says why, and the process exits before the shutdown grace.
+/// KILLed), TASK_KILLED says why, and the process exits before the shutdown grace. This
+/// executor is started from the binary's absolute path, with nothing fetched (an agent where
+/// the executor is installed, and no copy of it per sandbox).
 #[tokio::test]
 async fn shutdown_kills_the_task_and_exits() {
     let cluster = start_cluster().await;
-    let (mut s, mut log, agent) = running_noop(&cluster, "noop-shutdown", true).await;
+    let mut s = Scheduler::subscribe(&cluster.master_url(), framework(true)).await;
+    let agent = cluster.agent_ids()[0].clone();
+    let mut task = executor_task(&agent, "noop-shutdown", noop(), &TaskOptions::default());
+    let command = task
+        .executor
+        .as_mut()
+        .and_then(|e| e.command.as_mut())
+        .unwrap();
+    command.uris.clear();
+    command.value = Some(EXECUTOR.into());
+    command.shell = Some(false);
+    launch(&mut s, task).await;
+    let mut log = UpdateLog::default();
+    log.until(&mut s, "noop-shutdown", TaskRunning, LONG).await;
+    assert!(
+        !sandbox(&cluster, "noop-shutdown")
+            .join("fastdata-executor")
+            .exists(),
+        "nothing was fetched"
+    );
     let answer = s
         .call(scheduler::Call {
             r#type: Some(scheduler::call::Type::Shutdown as i32),

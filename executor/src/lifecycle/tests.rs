@@ -896,3 +896,30 @@ fn a_subscription_the_agent_refuses_is_not_retried() {
         }
     }
 }
+
+#[test]
+fn a_refused_resubscription_stops_the_task_and_exits_without_waiting_for_acknowledgements() {
+    let mut h = Harness::new(checkpointed());
+    h.subscribe(true);
+    h.launch("task-1", noop(), None);
+    h.deliver_all();
+    let conn = h.conn.unwrap();
+    h.step(Input::StreamEnded { conn, error: None });
+    h.advance_to_deadline();
+    let conn = h.conn.unwrap();
+    h.step(Input::SubscribeFailed {
+        conn,
+        status: Some(400),
+        error: "the agent answered SUBSCRIBE with 400: Executor cannot be found".into(),
+    });
+    assert_eq!(h.took(is_stop), 1);
+    h.step(Input::WorkloadExited {
+        task_id: "task-1".into(),
+        outcome: WorkloadOutcome::Stopped("noop stopped".into()),
+    });
+    assert!(
+        matches!(h.exit, Some(ExitReason::AgentLost(_))),
+        "its TASK_KILLED can go nowhere: {:?}",
+        h.exit
+    );
+}

@@ -32,19 +32,68 @@ pub const EXECUTOR: &str = env!("CARGO_BIN_EXE_fastdata-executor");
 pub const LONG: Duration = Duration::from_secs(60);
 
 /// devcluster with fast timers and one agent; the agent waits 2 s (Mesos' default) for
-/// executors to re-subscribe after a restart.
+/// executors to re-subscribe after a restart, and checkpointing executors give up on a lost
+/// agent after 20 s (so none outlives a failed test for long).
 pub fn cluster_config() -> ClusterConfig {
     let mut config = ClusterConfig::default().fast();
     config.agents = vec![fastdata_devcluster::AgentConfig::default()];
     config.executor_reregistration_timeout = Duration::from_secs(2);
     config.executor_shutdown_grace_period = Duration::from_secs(5);
+    config.recovery_timeout = Duration::from_secs(20);
     config
 }
 
-pub async fn start_cluster() -> DevCluster {
-    DevCluster::start(cluster_config())
-        .await
-        .expect("devcluster starts")
+/// A devcluster that kills the executors it started if the test panics before `stop`.
+pub struct Cluster(Option<DevCluster>);
+
+impl std::ops::Deref for Cluster {
+    type Target = DevCluster;
+
+    fn deref(&self) -> &DevCluster {
+        self.0.as_ref().expect("running until stopped")
+    }
+}
+
+impl Cluster {
+    /// Stops devcluster and everything it started.
+    pub async fn stop(mut self) {
+        if let Some(cluster) = self.0.take() {
+            cluster.stop().await;
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let Some(cluster) = &self.0 else { return };
+        // A failed test: its executors would otherwise keep trying to reach the vanished
+        // agent for the recovery timeout. Each runs in its own process group.
+        let state = cluster.state();
+        let pids = state["agents"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|a| a["containers"].as_array().cloned().unwrap_or_default())
+            // Only live ones: the pid of an ended container may belong to someone else now.
+            .filter(|c| c["state"] != "Terminated")
+            .filter_map(|c| c["pid"].as_i64());
+        for pid in pids {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        // devcluster made this temporary directory and only removes it in `stop`.
+        let _ = std::fs::remove_dir_all(cluster.work_dir());
+    }
+}
+
+pub async fn start_cluster() -> Cluster {
+    Cluster(Some(
+        DevCluster::start(cluster_config())
+            .await
+            .expect("devcluster starts"),
+    ))
 }
 
 /// The recorded FrameworkInfo (TASK_KILLING_STATE among its capabilities), checkpointing
