@@ -71,17 +71,16 @@ pub fn reservations(
     out
 }
 
-/// Docker volumes devcluster created: name → directory.
+/// Docker volumes devcluster created (listed as `<driver>/<name>`): name → directory.
 pub fn docker_volumes(state: &Value) -> BTreeMap<String, PathBuf> {
     state["volumes"]["docker"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|v| {
-            Some((
-                v["name"].as_str()?.to_owned(),
-                PathBuf::from(v["path"].as_str()?),
-            ))
+            let listed = v["name"].as_str()?;
+            let name = listed.split_once('/').map_or(listed, |(_, name)| name);
+            Some((name.to_owned(), PathBuf::from(v["path"].as_str()?)))
         })
         .collect()
 }

@@ -75,6 +75,13 @@ pub struct Timings {
     pub stable_after: Duration,
     /// Offers from a reservation's agent without the reservation before it is given up.
     pub reservation_misses: u32,
+    /// Offers carrying only part of a removed slot's reservation before that part is
+    /// unreserved anyway.
+    pub partial_offers: u32,
+    /// After subscribing, offers are taken (not suppressed) for at least this long, so that
+    /// reservations of ours no slot knows (an earlier run's leftovers) show up and are
+    /// released.
+    pub sweep_after_subscribe: Duration,
     /// `refuse_seconds` when nothing is needed.
     pub decline_long: f64,
     /// `refuse_seconds` for offers that did not fit while something is needed.
@@ -94,6 +101,8 @@ impl Default for Timings {
             backoff_max: Duration::from_secs(60),
             stable_after: Duration::from_secs(60),
             reservation_misses: 3,
+            partial_offers: 10,
+            sweep_after_subscribe: Duration::from_secs(5),
             decline_long: 3600.0,
             decline_short: 5.0,
             outcomes_kept: 200,
@@ -147,6 +156,20 @@ impl Effects {
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty() && self.calls.is_empty()
     }
+
+    /// The last write of each slot: only the final state of a node needs writing, and two
+    /// writes of one node in flight at once would conflict with each other (ZooKeeper's
+    /// versioned writes).
+    pub fn last_writes(&mut self) -> Vec<Write> {
+        let mut last: BTreeMap<SlotName, Write> = BTreeMap::new();
+        for write in self.writes.drain(..) {
+            let name = match &write {
+                Write::PutSlot(name, _) | Write::DeleteSlot(name) => *name,
+            };
+            last.insert(name, write);
+        }
+        last.into_values().collect()
+    }
 }
 
 /// An agent as offers and events showed it.
@@ -198,6 +221,8 @@ pub struct Framework {
     counters: Counters,
     waiting_reason: Option<String>,
     uninstalling: bool,
+    /// Offers are wanted until then after a subscription (see `Timings::sweep_after_subscribe`).
+    sweep_until: Option<Instant>,
     /// Uninstalling: since when no slot is left, and whether an offer round since found
     /// nothing of ours to unreserve.
     drained_since: Option<Instant>,
@@ -255,6 +280,7 @@ impl Framework {
             counters: Counters::default(),
             waiting_reason: None,
             uninstalling: false,
+            sweep_until: None,
             drained_since: None,
             clean_round: false,
             rng: SmallRng::seed_from_u64(seed),
@@ -384,6 +410,7 @@ impl Framework {
             )
             .collect();
         self.next_implicit = Some(now.at + self.config.timings.reconcile_interval);
+        self.sweep_until = Some(now.at + self.config.timings.sweep_after_subscribe);
         let mut effects = Effects::default();
         if pending.is_empty() {
             self.reconciling = None;
@@ -455,11 +482,15 @@ impl Framework {
                         .map(|r| (r.agent_id.clone(), r.resource_id.clone())),
                 });
             }
-            if let Some(reservation) = &record.reservation
-                && (record.goal == Goal::Run || slot.task_live())
-                && !self.uninstalling
-            {
-                demand.keep.insert(reservation.resource_id.clone(), name);
+            if let Some(reservation) = &record.reservation {
+                if (record.goal == Goal::Run || slot.task_live()) && !self.uninstalling {
+                    demand.keep.insert(reservation.resource_id.clone(), name);
+                } else if slot.reservation_misses < self.config.timings.partial_offers {
+                    demand.releasing.insert(
+                        reservation.resource_id.clone(),
+                        (name, Amount::new(reservation.cpus, reservation.mem)),
+                    );
+                }
             }
             let placed = record.kind == SlotKind::Consumer
                 && record.goal == Goal::Run
@@ -534,8 +565,10 @@ impl Framework {
             return effects;
         }
         let demand = self.demand(now.at);
-        let nothing_needed =
-            demand.launches.is_empty() && !self.uninstalling && !self.unreserve_pending();
+        let nothing_needed = demand.launches.is_empty()
+            && !self.uninstalling
+            && !self.unreserve_pending()
+            && !self.sweeping(now.at);
         let rules = self.rules();
         let matching = matcher::plan(offers, &demand, &rules, || uuid::Uuid::new_v4().to_string());
         let mut declined = Vec::new();
@@ -656,6 +689,14 @@ impl Framework {
         }
         for slot in &matching.reservation_missing {
             self.reservation_missed(*slot, &mut effects);
+        }
+        for name in &matching.reservation_partial {
+            // Counted so that a reservation recorded larger than it is (it was partly given
+            // back by an older scheduler) is not waited for forever: after a few partial offers
+            // what is there is unreserved.
+            if let Some(slot) = self.slots.get_mut(name) {
+                slot.reservation_misses += 1;
+            }
         }
         self.waiting_reason = matching
             .unplaced
@@ -788,6 +829,10 @@ impl Framework {
                 .writes
                 .push(Write::PutSlot(name, Box::new(slot.record.clone())));
         }
+    }
+
+    fn sweeping(&self, now: Instant) -> bool {
+        self.sweep_until.is_some_and(|until| now < until)
     }
 
     fn unreserve_pending(&self) -> bool {
@@ -1169,6 +1214,7 @@ impl Framework {
             .any(|at| at > now);
         let wanted = self.reconciling.is_none()
             && (self.uninstalling
+                || self.sweeping(now)
                 || self.unreserve_pending()
                 || self.slots.values().any(|s| s.needs_launch(now)));
         let revive_due = self.last_revive.is_none_or(|at| {

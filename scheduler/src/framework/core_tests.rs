@@ -72,7 +72,12 @@ fn framework(records: Vec<SlotRecord>, producers: u32) -> Framework {
             role: ROLE.into(),
             principal: "fastdata-principal".into(),
             template: template(producers),
-            timings: Timings::default(),
+            // The sweep after subscribing has its own test; elsewhere it would only add a
+            // REVIVE and delay the SUPPRESS.
+            timings: Timings {
+                sweep_after_subscribe: Duration::ZERO,
+                ..Timings::default()
+            },
         },
         records,
         Some(FW.into()),
@@ -826,4 +831,112 @@ fn uninstall_kills_unreserves_and_then_is_done() {
     assert_eq!(kinds(&effects), ["DECLINE"]);
     assert!(f.uninstall_done(clock.now().at));
     assert_eq!(f.plan().0, PlanStatus::Complete);
+}
+
+#[test]
+fn after_subscribing_offers_are_taken_for_a_while_to_release_leftover_reservations() {
+    let mut clock = Clock::new();
+    let mut f = Framework::new(
+        CoreConfig {
+            role: ROLE.into(),
+            principal: "fastdata-principal".into(),
+            template: template(0),
+            timings: Timings::default(),
+        },
+        Vec::new(),
+        Some(FW.into()),
+        7,
+    );
+    let effects = f.on_subscribed(FW, clock.now());
+    assert_eq!(
+        kinds(&effects),
+        ["REVIVE"],
+        "no SUPPRESS yet: offers may show leftovers"
+    );
+    let effects = f.on_offers(
+        &[offer(
+            0,
+            Amount::new(2.9, 3520.0),
+            &[("consumer-9", "left-by-an-earlier-run")],
+        )],
+        clock.advance(1),
+    );
+    assert_eq!(kinds(&effects), ["ACCEPT(UNRESERVE)"]);
+    assert!(f.tick(clock.advance(1)).is_empty());
+    assert_eq!(
+        kinds(&f.tick(clock.advance(5))),
+        ["SUPPRESS"],
+        "then nothing is wanted"
+    );
+}
+
+#[test]
+fn a_removed_slot_waits_for_its_whole_reservation_before_unreserving() {
+    let (mut f, mut clock) = running(2);
+    f.set_target(1);
+    f.tick(clock.advance(1));
+    let (task, agent) = task_of(&f, SlotName::consumer(1));
+    f.on_update(
+        update(&task, &agent, TaskState::TaskKilled, true, None),
+        clock.now(),
+    );
+    let id = f
+        .slot(SlotName::consumer(1))
+        .unwrap()
+        .record
+        .reservation
+        .clone()
+        .unwrap()
+        .resource_id;
+    // The task's share is back, its executor still holds 0.1 cpus and 64 MB.
+    let mut partial = offer(1, Amount::new(2.9, 3520.0), &[]);
+    partial.resources.extend(resources(
+        Amount::new(1.0, 512.0),
+        ROLE,
+        Some(&ReservationLabels {
+            role: ROLE.into(),
+            principal: "fastdata-principal".into(),
+            framework_id: FW.into(),
+            slot: "consumer-1".into(),
+            resource_id: id.clone(),
+        }),
+    ));
+    let effects = f.on_offers(&[partial], clock.advance(1));
+    assert_eq!(
+        kinds(&effects),
+        ["DECLINE"],
+        "not yet: half a reservation would be left behind"
+    );
+    assert!(f.slot(SlotName::consumer(1)).is_some());
+    let effects = f.on_offers(
+        &[offer(1, Amount::new(2.9, 3520.0), &[("consumer-1", &id)])],
+        clock.advance(1),
+    );
+    assert_eq!(kinds(&effects), ["ACCEPT(UNRESERVE)", "SUPPRESS"]);
+    assert!(f.slot(SlotName::consumer(1)).is_none());
+}
+
+#[test]
+fn only_the_last_write_of_each_slot_is_made() {
+    let record = |goal| {
+        let mut r = SlotRecord::new(SlotName::consumer(1), None);
+        r.goal = goal;
+        Box::new(r)
+    };
+    let mut effects = Effects {
+        writes: vec![
+            Write::PutSlot(SlotName::consumer(1), record(Goal::Run)),
+            Write::PutSlot(SlotName::consumer(0), record(Goal::Run)),
+            Write::PutSlot(SlotName::consumer(1), record(Goal::Remove)),
+            Write::DeleteSlot(SlotName::consumer(1)),
+        ],
+        calls: Vec::new(),
+    };
+    assert_eq!(
+        effects.last_writes(),
+        [
+            Write::PutSlot(SlotName::consumer(0), record(Goal::Run)),
+            Write::DeleteSlot(SlotName::consumer(1)),
+        ]
+    );
 }

@@ -43,6 +43,10 @@ pub struct Demand {
     /// Reservations (by `resource_id`) that belong to a slot that still wants them; every
     /// other reservation of ours in an offer is unreserved.
     pub keep: HashMap<String, SlotName>,
+    /// Reservations of removed slots, with the amount each holds in full: one is unreserved
+    /// only once an offer carries all of it (a killed task's share comes back before its
+    /// executor's, and unreserving the first part would leave the rest behind unseen).
+    pub releasing: HashMap<String, (SlotName, Amount)>,
     /// Consumer slots placed on each agent (live task or held reservation).
     pub consumers_per_agent: HashMap<String, u32>,
     /// Consumer slots placed in each zone.
@@ -122,6 +126,9 @@ pub struct Matching {
     pub offers: Vec<OfferPlan>,
     /// Slots whose reservation's agent made an offer without the reservation in it.
     pub reservation_missing: Vec<SlotName>,
+    /// Removed slots whose reservation was offered only in part (its executor still holds
+    /// the rest), so it was left for a later offer.
+    pub reservation_partial: Vec<SlotName>,
     /// Slots still waiting after this batch, each with the best reason found.
     pub unplaced: Vec<(SlotName, String)>,
 }
@@ -156,6 +163,7 @@ pub fn plan(
         .filter_map(|n| n.reservation.as_ref().map(|(_, id)| (id.as_str(), n)))
         .collect();
     let mut launched_on_reservation: Vec<SlotName> = Vec::new();
+    let mut partial: Vec<SlotName> = Vec::new();
     for (offer, seen) in offers.iter().zip(&parsed) {
         let mut planned = Vec::new();
         for (resource_id, group) in &seen.ours {
@@ -166,6 +174,10 @@ pub fn plan(
                     resources: group.resources.clone(),
                 });
                 launched_on_reservation.push(need.slot);
+            } else if let Some((slot, full)) = demand.releasing.get(resource_id)
+                && !group.amount.covers(full)
+            {
+                partial.push(*slot);
             } else if !demand.keep.contains_key(resource_id) {
                 planned.push(Planned::Unreserve {
                     resource_id: resource_id.clone(),
@@ -283,6 +295,7 @@ pub fn plan(
     Matching {
         offers: offers_out,
         reservation_missing: missing,
+        reservation_partial: partial,
         unplaced,
     }
 }
@@ -599,6 +612,36 @@ mod tests {
         };
         let m = plan(&offers, &demand, &rules(), ids());
         assert_eq!(summary(&m), ["0: unreserve removed-slot"]);
+    }
+
+    #[test]
+    fn a_removed_slots_reservation_is_unreserved_only_when_offered_whole() {
+        let offers = vec![offer(
+            "a0",
+            "z0",
+            Amount::new(1.0, 1000.0),
+            &[("fw", "consumer-4", "r4")],
+        )];
+        let mut demand = Demand {
+            releasing: HashMap::from([(
+                "r4".into(),
+                (SlotName::consumer(4), Amount::new(1.2, 600.0)),
+            )]),
+            ..Demand::default()
+        };
+        let m = plan(&offers, &demand, &rules(), ids());
+        assert_eq!(
+            summary(&m),
+            ["0: decline: nothing to launch"],
+            "1.1 of 1.2 cpus offered: the executor still holds the rest"
+        );
+        assert_eq!(m.reservation_partial, [SlotName::consumer(4)]);
+        demand.releasing.insert(
+            "r4".into(),
+            (SlotName::consumer(4), Amount::new(1.1, 576.0)),
+        );
+        let m = plan(&offers, &demand, &rules(), ids());
+        assert_eq!(summary(&m), ["0: unreserve r4"]);
     }
 
     #[test]

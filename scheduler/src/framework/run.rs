@@ -604,12 +604,12 @@ impl Loop {
 
     /// Writes first (all of them, a bounded number at once), then the calls; a launch whose
     /// record could not be written is not sent (its offer is declined instead).
-    async fn carry_out(&mut self, effects: Effects) {
+    async fn carry_out(&mut self, mut effects: Effects) {
         if effects.is_empty() {
             return;
         }
         let store = self.store.clone();
-        let failed: Vec<SlotName> = futures::stream::iter(effects.writes)
+        let failed: Vec<SlotName> = futures::stream::iter(effects.last_writes())
             .map(|write| {
                 let store = store.clone();
                 async move {
