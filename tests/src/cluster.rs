@@ -51,14 +51,28 @@ fn label<'a>(resource: &'a Value, key: &str) -> Option<&'a str> {
         .as_str()
 }
 
-/// Reservations on the cluster labelled with `framework_id`: slot label → agents holding a
-/// reservation for it (one entry per distinct `resource_id`).
+/// Reservations on the cluster's live agents labelled with `framework_id`: slot label →
+/// agents holding a reservation for it (one entry per distinct `resource_id`). A removed
+/// agent's resources are gone with it.
 pub fn reservations(
     state: &Value,
     framework_id: &str,
 ) -> BTreeMap<String, BTreeSet<(String, String)>> {
+    let removed: BTreeSet<&str> = state["agents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["presence"] == "unreachable" || a["presence"] == "gone")
+        .filter_map(|a| a["id"].as_str())
+        .collect();
     let mut out: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
     for entry in state["reservations"].as_array().into_iter().flatten() {
+        if entry["agent_id"]
+            .as_str()
+            .is_some_and(|a| removed.contains(a))
+        {
+            continue;
+        }
         let resource = &entry["resource"];
         if label(resource, "framework_id") != Some(framework_id) {
             continue;

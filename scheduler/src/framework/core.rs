@@ -27,7 +27,7 @@
 //!   declined.
 //! - **Acknowledgements**: exactly the updates that carry a UUID.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use fastdata_proto::task::StatsReport;
 use fastdata_proto::v1::{
@@ -223,6 +223,8 @@ pub struct Framework {
     uninstalling: bool,
     /// Offers are wanted until then after a subscription (see `Timings::sweep_after_subscribe`).
     sweep_until: Option<Instant>,
+    /// The slots that needed an offer at the last REVIVE.
+    revived_for: BTreeSet<SlotName>,
     /// Uninstalling: since when no slot is left, and whether an offer round since found
     /// nothing of ours to unreserve.
     drained_since: Option<Instant>,
@@ -281,6 +283,7 @@ impl Framework {
             waiting_reason: None,
             uninstalling: false,
             sweep_until: None,
+            revived_for: BTreeSet::new(),
             drained_since: None,
             clean_round: false,
             rng: SmallRng::seed_from_u64(seed),
@@ -1212,15 +1215,28 @@ impl Framework {
                     .flatten()
             })
             .any(|at| at > now);
+        // What needs an offer now: slots to launch and reservations to give back.
+        let needing: BTreeSet<SlotName> = self
+            .slots
+            .values()
+            .filter(|s| {
+                s.needs_launch(now)
+                    || (s.record.goal == Goal::Remove
+                        && !s.task_live()
+                        && s.record.reservation.is_some())
+            })
+            .map(Slot::name)
+            .collect();
         let wanted = self.reconciling.is_none()
-            && (self.uninstalling
-                || self.sweeping(now)
-                || self.unreserve_pending()
-                || self.slots.values().any(|s| s.needs_launch(now)));
+            && (self.uninstalling || self.sweeping(now) || !needing.is_empty());
         let revive_due = self.last_revive.is_none_or(|at| {
             now.saturating_duration_since(at) >= self.config.timings.revive_interval
         });
-        if wanted && (self.suppressed || self.filtered) && revive_due {
+        // Declined offers come back only after their filter (5 s): a slot that newly needs an
+        // offer revives at once rather than wait for them.
+        let new_need = !needing.is_subset(&self.revived_for);
+        if wanted && (self.suppressed || self.filtered || new_need) && revive_due {
+            self.revived_for = needing;
             let mut revive = call(call::Type::Revive);
             revive.revive = Some(call::Revive {
                 roles: vec![self.config.role.clone()],
