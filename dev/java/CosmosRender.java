@@ -2,8 +2,8 @@
 // with the libraries Cosmos uses (mustache.java and the java-json-tools JSON schema
 // validator), so that a template or option Cosmos would refuse is refused here first.
 //
-// Run with Java's single-source launcher on the classpath `dev/universe` fetches from Maven
-// Central (it is the normal way to call this; see `dev/universe --help`):
+// `dev/universe` is the normal way to call it (it fetches the classpath from Maven Central and
+// compiles this file once); by hand, with Java's single-source launcher:
 //
 //   java -cp CP dev/java/CosmosRender.java render PACKAGE_DIR [--options FILE] [--resource FILE]
 //   java -cp CP dev/java/CosmosRender.java defaults PACKAGE_DIR
