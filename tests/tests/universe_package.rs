@@ -1335,6 +1335,15 @@ fn the_release_script_fills_resource_json_with_the_hashes_of_what_it_built() {
         text(&first.stderr)
     );
 
+    // It says which glibc the agents need (the debug builds here need this machine's).
+    let report = text(&first.stdout);
+    for name in ["fastdata-scheduler", "fastdata-executor", "dcos-fastdata"] {
+        assert!(
+            report.contains(&format!("{name} (linux) needs glibc 2.")),
+            "{report}"
+        );
+    }
+
     let resource = read_json(&out_dir.join("universe/resource.json"));
     validate(
         &scratch,
