@@ -256,6 +256,10 @@ pub struct SchedulerArgs {
     /// or an absolute path.
     #[arg(long, env = "FASTDATA_EXECUTOR_URI")]
     pub executor_uri: Option<String>,
+    /// Instead of a URI: the absolute path where every agent already has fastdata-executor
+    /// (nothing is fetched; agents set up with the executor, devcluster, launch benchmarks).
+    #[arg(long, env = "FASTDATA_EXECUTOR_PATH", conflicts_with = "executor_uri")]
+    pub executor_path: Option<String>,
     /// CPUs of the executor beside each task.
     #[arg(long, env = "FASTDATA_EXECUTOR_CPUS", default_value_t = 0.1)]
     pub executor_cpus: f64,
@@ -382,6 +386,21 @@ pub struct VolumeConfig {
     pub options: BTreeMap<String, String>,
 }
 
+/// Where agents get the executor binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecutorSource {
+    /// Fetched into each sandbox from this URI (`CommandInfo.uris`).
+    Fetch {
+        /// http(s)://, file:// or an absolute path.
+        uri: String,
+    },
+    /// Already on every agent at this absolute path; nothing is fetched.
+    Installed {
+        /// The path.
+        path: String,
+    },
+}
+
 /// Everything about consumer and producer tasks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TasksConfig {
@@ -405,8 +424,8 @@ pub struct TasksConfig {
     pub producer_sensors: u32,
     /// One producer task.
     pub producer: TaskResources,
-    /// The executor's URI.
-    pub executor_uri: String,
+    /// Where agents get the executor.
+    pub executor_source: ExecutorSource,
     /// The executor beside each task.
     pub executor: TaskResources,
     /// Stats report period.
@@ -416,7 +435,12 @@ pub struct TasksConfig {
 /// The framework's identity and its connection to Mesos.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FrameworkConfig {
-    /// Service (framework) name.
+    /// The service name as installed (`/team/fastdata` for a DC/OS folder): the Mesos
+    /// framework name, which DC/OS matches with the Marathon app's
+    /// `DCOS_PACKAGE_FRAMEWORK_NAME`.
+    pub framework_name: String,
+    /// The service name escaped for ids, roles, volumes and the ZooKeeper root
+    /// (`team__fastdata`).
     pub service_name: String,
     /// Role.
     pub role: String,
@@ -759,10 +783,24 @@ impl SchedulerArgs {
         if self.producer_sensors == 0 {
             problems.push("FASTDATA_PRODUCER_SENSORS must be at least 1".into());
         }
-        let executor_uri = self.executor_uri.clone().unwrap_or_default();
-        if executor_uri.trim().is_empty() {
-            problems.push("no executor given; set --executor-uri (FASTDATA_EXECUTOR_URI) to where agents fetch fastdata-executor (http://, file:// or an absolute path)".into());
-        }
+        let executor_source = match (&self.executor_uri, &self.executor_path) {
+            (_, Some(path)) if path.starts_with('/') => {
+                ExecutorSource::Installed { path: path.clone() }
+            }
+            (_, Some(path)) => {
+                problems.push(format!(
+                    "FASTDATA_EXECUTOR_PATH {path:?} is not an absolute path"
+                ));
+                ExecutorSource::Installed { path: path.clone() }
+            }
+            (Some(uri), None) if !uri.trim().is_empty() => ExecutorSource::Fetch {
+                uri: uri.trim().to_owned(),
+            },
+            _ => {
+                problems.push("no executor given; set --executor-uri (FASTDATA_EXECUTOR_URI) to where agents fetch fastdata-executor (http://, file:// or an absolute path), or --executor-path (FASTDATA_EXECUTOR_PATH) to where agents have it".into());
+                ExecutorSource::Fetch { uri: String::new() }
+            }
+        };
         if self.stats_interval < Duration::from_millis(100) {
             problems.push("FASTDATA_STATS_INTERVAL must be at least 100ms".into());
         }
@@ -771,6 +809,7 @@ impl SchedulerArgs {
         }
         Ok(SchedulerConfig {
             framework: FrameworkConfig {
+                framework_name: self.service_name.trim().to_owned(),
                 service_name: name,
                 role,
                 principal,
@@ -816,7 +855,7 @@ impl SchedulerArgs {
                 producer_rate: self.producer_rate,
                 producer_sensors: self.producer_sensors,
                 producer,
-                executor_uri,
+                executor_source,
                 executor,
                 stats_interval: self.stats_interval,
             },
@@ -877,6 +916,7 @@ mod tests {
         .check()
         .expect("valid");
         assert_eq!(config.framework.service_name, "team__fastdata");
+        assert_eq!(config.framework.framework_name, "/team/fastdata");
         assert_eq!(config.framework.role, "team__fastdata-role");
         assert_eq!(
             config.framework.masters,

@@ -192,6 +192,11 @@ pub struct StatusSnapshot {
     pub plan_message: String,
     /// The last hour, one point every few seconds.
     pub history: Vec<HistoryPoint>,
+    /// Producer tasks configured (0 on a real cluster).
+    pub producer_tasks: u32,
+    /// Their rate, events per second per producer task (changed at runtime with
+    /// [`ApiRequest::SetProducerRate`]).
+    pub producer_rate: f64,
     /// Counters.
     pub counters: Counters,
 }
@@ -219,6 +224,8 @@ impl StatusSnapshot {
             plan: PlanStatus::InProgress,
             plan_message: "starting".to_owned(),
             history: Vec::new(),
+            producer_tasks: 0,
+            producer_rate: 0.0,
             counters: Counters::default(),
         }
     }
@@ -284,6 +291,31 @@ pub enum ApiRequest {
         /// The answer.
         reply: oneshot::Sender<Result<ScalingConfig, ScalingRejected>>,
     },
+    /// Set the producer tasks' rate (events per second each), for load tests and the demo.
+    /// Not persisted: a restarted scheduler starts its producers at the configured rate.
+    /// Answers with the rate now in force.
+    SetProducerRate {
+        /// Events per second per producer task; 0 pauses.
+        rate: f64,
+        /// The answer.
+        reply: oneshot::Sender<Result<f64, ScalingRejected>>,
+    },
+}
+
+/// Why a producer rate was refused.
+pub fn check_producer_rate(rate: f64) -> Result<f64, ScalingRejected> {
+    if rate.is_finite() && (0.0..=1_000_000.0).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(ScalingRejected {
+            problems: vec![FieldProblem {
+                field: "rate".to_owned(),
+                message: format!(
+                    "{rate} is not a rate; use events per second per producer task, from 0 (paused) to 1000000"
+                ),
+            }],
+        })
+    }
 }
 
 /// The sending side of [`ApiRequest`]s.

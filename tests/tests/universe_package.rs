@@ -957,7 +957,7 @@ fn a_default_install_renders_an_app_the_scheduler_accepts() {
         "lag_tick: 1s",
         "producer_count: 0",
         "uninstall: false",
-        &format!("executor_uri: \"{BASE_URL}/fastdata-executor\""),
+        &format!("uri: \"{BASE_URL}/fastdata-executor\""),
     ] {
         assert!(
             stdout.contains(expected),

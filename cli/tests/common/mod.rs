@@ -67,13 +67,23 @@ impl Scheduler {
                     keep.lock().expect("not poisoned").push(request);
                     continue;
                 }
-                let ApiRequest::SetScaling { patch, reply } = request;
-                let current = publish.borrow().scaling.clone();
-                let answer = patch.apply(&current);
-                if let Ok(next) = &answer {
-                    publish.send_modify(|s| Arc::make_mut(s).scaling = next.clone());
+                match request {
+                    ApiRequest::SetScaling { patch, reply } => {
+                        let current = publish.borrow().scaling.clone();
+                        let answer = patch.apply(&current);
+                        if let Ok(next) = &answer {
+                            publish.send_modify(|s| Arc::make_mut(s).scaling = next.clone());
+                        }
+                        let _ = reply.send(answer);
+                    }
+                    ApiRequest::SetProducerRate { rate, reply } => {
+                        let answer = fastdata_scheduler::status::check_producer_rate(rate);
+                        if let Ok(rate) = answer {
+                            publish.send_modify(|s| Arc::make_mut(s).producer_rate = rate);
+                        }
+                        let _ = reply.send(answer);
+                    }
                 }
-                let _ = reply.send(answer);
             }
         });
         Scheduler {

@@ -57,6 +57,8 @@ pub fn sample_snapshot(now_unix_ms: u64) -> StatusSnapshot {
         plan: PlanStatus::InProgress,
         plan_message: "3 of 4 consumers running; consumer-3 waiting for an offer".to_owned(),
         history: sample_history(now_unix_ms, &decisions_for_history(now_unix_ms)),
+        producer_tasks: 1,
+        producer_rate: 800.0,
         counters: Counters {
             offers_received: 412,
             offers_accepted: 9,

@@ -300,6 +300,44 @@ impl Framework {
         self.consumer_target = target;
     }
 
+    /// Changes the producers' rate (events per second per producer task): running producers
+    /// get it in a MESSAGE to their executor at once (an `ExecutorCommand`), new ones in their
+    /// spec.
+    pub fn set_producer_rate(&mut self, rate: f64) -> Effects {
+        self.config.template.tasks.producer_rate = rate;
+        let data = fastdata_proto::task::ExecutorCommand {
+            version: fastdata_proto::task::VERSION,
+            set_rate: Some(rate),
+        }
+        .to_json();
+        let mut effects = Effects::default();
+        for slot in self
+            .slots
+            .values()
+            .filter(|s| s.record.kind == SlotKind::Producer && s.task_live())
+        {
+            if let (Some(task_id), Some(agent_id)) = (&slot.record.task_id, &slot.record.agent_id) {
+                let mut message = call(call::Type::Message);
+                message.message = Some(call::Message {
+                    agent_id: AgentId {
+                        value: agent_id.clone(),
+                    },
+                    executor_id: fastdata_proto::v1::ExecutorId {
+                        value: super::tasks::executor_id(task_id),
+                    },
+                    data: data.clone(),
+                });
+                effects.call(message);
+            }
+        }
+        effects
+    }
+
+    /// The producers' rate, events per second per producer task.
+    pub fn producer_rate(&self) -> f64 {
+        self.config.template.tasks.producer_rate
+    }
+
     /// The consumer count wanted.
     pub fn target(&self) -> u32 {
         self.consumer_target

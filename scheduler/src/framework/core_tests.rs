@@ -14,7 +14,7 @@ use super::core::{CoreConfig, Effects, Framework, Now, Timings, Write};
 use super::resources::{Amount, ReservationLabels, resources};
 use super::slots::{Goal, SlotName, SlotRecord};
 use super::tasks::TaskTemplate;
-use crate::config::{Pipeline, TaskResources, TasksConfig, VolumeConfig};
+use crate::config::{ExecutorSource, Pipeline, TaskResources, TasksConfig, VolumeConfig};
 use crate::status::PlanStatus;
 
 const ROLE: &str = "fastdata-role";
@@ -43,7 +43,9 @@ fn template(producers: u32) -> TaskTemplate {
                 cpus: 0.5,
                 mem: 256.0,
             },
-            executor_uri: "/bin/fastdata-executor".into(),
+            executor_source: ExecutorSource::Fetch {
+                uri: "/bin/fastdata-executor".into(),
+            },
             executor: TaskResources {
                 cpus: 0.1,
                 mem: 64.0,
@@ -939,4 +941,27 @@ fn only_the_last_write_of_each_slot_is_made() {
             Write::DeleteSlot(SlotName::consumer(1)),
         ]
     );
+}
+
+#[test]
+fn a_new_producer_rate_reaches_running_producers_and_later_launches() {
+    let mut clock = Clock::new();
+    let mut f = framework(Vec::new(), 1);
+    f.on_subscribed(FW, clock.now());
+    f.set_target(1);
+    f.tick(clock.now());
+    f.on_offers(&[big(0), big(1)], clock.advance(1));
+    let (task, agent) = task_of(&f, SlotName::producer(0));
+    f.on_update(
+        update(&task, &agent, TaskState::TaskRunning, true, None),
+        clock.now(),
+    );
+    let effects = f.set_producer_rate(4000.0);
+    assert_eq!(kinds(&effects), ["MESSAGE"]);
+    let message = effects.calls[0].message.as_ref().unwrap();
+    assert_eq!(message.executor_id.value, format!("{task}.executor"));
+    assert_eq!(message.agent_id.value, agent);
+    let command = fastdata_proto::task::ExecutorCommand::from_json(&message.data).unwrap();
+    assert_eq!(command.set_rate, Some(4000.0));
+    assert_eq!(f.producer_rate(), 4000.0);
 }

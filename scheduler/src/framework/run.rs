@@ -432,6 +432,11 @@ enum Reply {
         tokio::sync::oneshot::Sender<Result<ScalingConfig, crate::status::ScalingRejected>>,
         Option<Result<ScalingConfig, crate::status::ScalingRejected>>,
     ),
+    /// The producer rate in force, or why not.
+    ProducerRate(
+        tokio::sync::oneshot::Sender<Result<f64, crate::status::ScalingRejected>>,
+        Result<f64, crate::status::ScalingRejected>,
+    ),
 }
 
 impl Reply {
@@ -442,6 +447,9 @@ impl Reply {
                 let _ = sender.send(answer);
             }
             Reply::Scaling(_, None) => {}
+            Reply::ProducerRate(sender, answer) => {
+                let _ = sender.send(answer);
+            }
         }
     }
 }
@@ -599,6 +607,17 @@ impl Loop {
                     }
                 }
             }
+            ApiRequest::SetProducerRate { rate, reply } => {
+                let answer = crate::status::check_producer_rate(rate).map(|rate| {
+                    tracing::info!(rate, "producer rate changed at runtime");
+                    let effects = self.core.set_producer_rate(rate);
+                    for call in effects.calls {
+                        self.calls.send(call);
+                    }
+                    rate
+                });
+                Reply::ProducerRate(reply, answer)
+            }
         }
     }
 
@@ -734,6 +753,8 @@ impl Loop {
             plan,
             plan_message,
             history: self.history.iter().copied().collect(),
+            producer_tasks: self.config.tasks.producer_count,
+            producer_rate: self.core.producer_rate(),
             counters,
         }
     }

@@ -20,7 +20,7 @@ use fastdata_proto::v1::{
 
 use super::resources::Amount;
 use super::slots::{SlotKind, SlotName};
-use crate::config::{Pipeline, TasksConfig};
+use crate::config::{ExecutorSource, Pipeline, TasksConfig};
 
 /// The file name the executor is fetched to in the sandbox.
 pub const EXECUTOR_FILE: &str = "fastdata-executor";
@@ -139,6 +139,31 @@ impl TaskTemplate {
         spec
     }
 
+    /// How the agent starts our executor: fetched into the sandbox, or from where it is
+    /// installed. Run without a shell, so that signals reach the executor itself.
+    fn executor_command(&self) -> CommandInfo {
+        let (uris, value) = match &self.tasks.executor_source {
+            ExecutorSource::Fetch { uri } => (
+                vec![command_info::Uri {
+                    value: uri.clone(),
+                    executable: Some(true),
+                    extract: Some(false),
+                    cache: None,
+                    output_file: Some(EXECUTOR_FILE.to_owned()),
+                }],
+                format!("./{EXECUTOR_FILE}"),
+            ),
+            ExecutorSource::Installed { path } => (Vec::new(), path.clone()),
+        };
+        CommandInfo {
+            uris,
+            shell: Some(false),
+            value: Some(value),
+            arguments: vec![EXECUTOR_FILE.to_owned()],
+            ..Default::default()
+        }
+    }
+
     /// The TaskInfo of a launch: our executor (fetched from the configured URI), the slot's
     /// volume mounted at `spool` for consumers, the kill policy, the spec as data. Resources
     /// are given split: the task's and the executor's.
@@ -182,24 +207,12 @@ impl TaskTemplate {
         let executor = ExecutorInfo {
             r#type: Some(executor_info::Type::Custom as i32),
             executor_id: ExecutorId {
-                value: format!("{task_id}.executor"),
+                value: executor_id(task_id),
             },
             framework_id: Some(FrameworkId {
                 value: framework_id.to_owned(),
             }),
-            command: Some(CommandInfo {
-                uris: vec![command_info::Uri {
-                    value: self.tasks.executor_uri.clone(),
-                    executable: Some(true),
-                    extract: Some(false),
-                    cache: None,
-                    output_file: Some(EXECUTOR_FILE.to_owned()),
-                }],
-                shell: Some(false),
-                value: Some(format!("./{EXECUTOR_FILE}")),
-                arguments: vec![EXECUTOR_FILE.to_owned()],
-                ..Default::default()
-            }),
+            command: Some(self.executor_command()),
             container: Some(container),
             resources: executor_resources,
             name: Some(format!("{} executor for {slot}", self.service_name)),
@@ -233,6 +246,11 @@ impl TaskTemplate {
             ..Default::default()
         }
     }
+}
+
+/// The executor id of a task (one executor per task).
+pub fn executor_id(task_id: &str) -> String {
+    format!("{task_id}.executor")
 }
 
 /// A kill policy with this grace period.
@@ -307,7 +325,9 @@ mod tests {
                     cpus: 0.5,
                     mem: 256.0,
                 },
-                executor_uri: "/opt/fastdata/fastdata-executor".into(),
+                executor_source: ExecutorSource::Fetch {
+                    uri: "/opt/fastdata/fastdata-executor".into(),
+                },
                 executor: TaskResources {
                     cpus: 0.1,
                     mem: 64.0,
@@ -434,6 +454,21 @@ mod tests {
             ..Default::default()
         };
         call.validate().expect("valid ACCEPT");
+    }
+
+    #[test]
+    fn an_installed_executor_is_not_fetched() {
+        let mut t = template();
+        t.tasks.executor_source = ExecutorSource::Installed {
+            path: "/usr/local/bin/fastdata-executor".into(),
+        };
+        let command = t.executor_command();
+        assert!(command.uris.is_empty());
+        assert_eq!(
+            command.value.as_deref(),
+            Some("/usr/local/bin/fastdata-executor")
+        );
+        assert_eq!(command.shell, Some(false));
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub const CAPABILITIES: [framework_info::capability::Type; 4] = [
 pub fn framework_info(config: &FrameworkConfig, framework_id: Option<&str>) -> FrameworkInfo {
     FrameworkInfo {
         user: config.user.clone(),
-        name: config.service_name.clone(),
+        name: config.framework_name.clone(),
         id: framework_id.map(|value| FrameworkId {
             value: value.to_owned(),
         }),
@@ -82,6 +82,7 @@ mod tests {
 
     fn config() -> FrameworkConfig {
         FrameworkConfig {
+            framework_name: "fastdata".into(),
             service_name: "fastdata".into(),
             role: "fastdata-role".into(),
             principal: "fastdata-principal".into(),

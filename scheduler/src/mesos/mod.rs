@@ -236,6 +236,7 @@ mod tests {
 
     fn framework() -> FrameworkConfig {
         FrameworkConfig {
+            framework_name: "fastdata".into(),
             service_name: "fastdata".into(),
             role: "fastdata-role".into(),
             principal: "fastdata-principal".into(),

@@ -36,6 +36,7 @@ pub const ROLE: &str = "fastdata-role";
 /// The framework the tests subscribe as.
 pub fn framework_config(name: &str) -> FrameworkConfig {
     FrameworkConfig {
+        framework_name: name.into(),
         service_name: name.into(),
         role: ROLE.into(),
         principal: PRINCIPAL.into(),
