@@ -608,14 +608,14 @@ impl Loop {
                 }
             }
             ApiRequest::SetProducerRate { rate, reply } => {
-                let answer = crate::status::check_producer_rate(rate).map(|rate| {
+                let answer = crate::status::check_producer_rate(rate);
+                if let Ok(rate) = answer {
                     tracing::info!(rate, "producer rate changed at runtime");
                     let effects = self.core.set_producer_rate(rate);
                     for call in effects.calls {
                         self.calls.send(call);
                     }
-                    rate
-                });
+                }
                 Reply::ProducerRate(reply, answer)
             }
         }
