@@ -202,6 +202,13 @@ pub struct SchedulerArgs {
     /// grace period).
     #[arg(long, env = "FASTDATA_CONSUMER_GRACE_PERIOD", default_value = "30s", value_parser = parse_duration)]
     pub consumer_grace_period: Duration,
+    /// Most Cassandra writes in flight per consumer task [default: the consumer's own, 256].
+    /// Lower values bound what one consumer can write per second.
+    #[arg(long, env = "FASTDATA_CONSUMER_MAX_IN_FLIGHT")]
+    pub consumer_max_in_flight: Option<usize>,
+    /// Most messages a consumer task takes per poll [default: the consumer's own, 500].
+    #[arg(long, env = "FASTDATA_CONSUMER_BATCH_SIZE")]
+    pub consumer_batch_size: Option<usize>,
     /// Most consumer slots on one agent (0: no limit).
     #[arg(long, env = "FASTDATA_MAX_CONSUMERS_PER_AGENT", default_value_t = 1)]
     pub max_consumers_per_agent: u32,
@@ -408,6 +415,10 @@ pub struct TasksConfig {
     pub consumer: TaskResources,
     /// Its kill grace period.
     pub consumer_grace_period: Duration,
+    /// Its writes in flight (`None`: the workload's default).
+    pub consumer_max_in_flight: Option<usize>,
+    /// Its messages per poll (`None`: the workload's default).
+    pub consumer_batch_size: Option<usize>,
     /// Most consumer slots per agent (`None`: no limit).
     pub max_consumers_per_agent: Option<u32>,
     /// Spread consumer slots across zones.
@@ -754,6 +765,9 @@ impl SchedulerArgs {
             self.executor_mem,
             &mut problems,
         );
+        if self.consumer_max_in_flight == Some(0) || self.consumer_batch_size == Some(0) {
+            problems.push("FASTDATA_CONSUMER_MAX_IN_FLIGHT and FASTDATA_CONSUMER_BATCH_SIZE must be at least 1 when set".into());
+        }
         if self.consumer_grace_period < Duration::from_secs(1) {
             problems.push("FASTDATA_CONSUMER_GRACE_PERIOD must be at least 1s: a consumer needs time to commit and leave its group".into());
         }
@@ -843,6 +857,8 @@ impl SchedulerArgs {
             tasks: TasksConfig {
                 consumer,
                 consumer_grace_period: self.consumer_grace_period,
+                consumer_max_in_flight: self.consumer_max_in_flight,
+                consumer_batch_size: self.consumer_batch_size,
                 max_consumers_per_agent: (self.max_consumers_per_agent > 0)
                     .then_some(self.max_consumers_per_agent),
                 spread_zones: self.spread_zones,

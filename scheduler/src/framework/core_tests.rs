@@ -29,6 +29,8 @@ fn template(producers: u32) -> TaskTemplate {
                 mem: 512.0,
             },
             consumer_grace_period: Duration::from_secs(30),
+            consumer_max_in_flight: None,
+            consumer_batch_size: None,
             max_consumers_per_agent: Some(1),
             spread_zones: true,
             noop_consumers: false,

@@ -122,8 +122,8 @@ impl TaskTemplate {
                         .saturating_sub(margin)
                         .max(Duration::from_secs(1))
                         .as_millis() as u64,
-                    max_in_flight: None,
-                    batch_size: None,
+                    max_in_flight: self.tasks.consumer_max_in_flight,
+                    batch_size: self.tasks.consumer_batch_size,
                 })
             }
             SlotKind::Producer => Workload::Producer(ProducerSpec {
@@ -308,6 +308,8 @@ mod tests {
                     mem: 512.0,
                 },
                 consumer_grace_period: Duration::from_secs(30),
+                consumer_max_in_flight: None,
+                consumer_batch_size: None,
                 max_consumers_per_agent: Some(1),
                 spread_zones: true,
                 noop_consumers: false,
