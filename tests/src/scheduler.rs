@@ -191,3 +191,121 @@ where
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// Everything a scheduler under test runs against: a devcluster, a fresh topic with its
+/// group, a unique service name (so its ZooKeeper root, role and task names are its own),
+/// and the environment that points the scheduler at them.
+#[derive(Debug)]
+pub struct Stage {
+    /// The cluster.
+    pub cluster: fastdata_devcluster::DevCluster,
+    /// Service name.
+    pub service: String,
+    /// Topic.
+    pub topic: String,
+    /// Consumer group.
+    pub group: String,
+    /// The scheduler's environment.
+    pub env: Vec<(String, String)>,
+    /// Where the processes' logs go.
+    pub logs: PathBuf,
+}
+
+impl Stage {
+    /// A stage with a topic of `partitions` partitions on `cluster`; consumer slots run
+    /// `workload` (`consumer` or `noop`).
+    pub async fn new(
+        prefix: &str,
+        cluster: fastdata_devcluster::DevCluster,
+        partitions: i32,
+        workload: &str,
+    ) -> Stage {
+        let brokers = crate::kafka_brokers();
+        let zk = crate::zk_connect();
+        let cassandra = crate::cassandra_contact_points();
+        let service = crate::unique_name(prefix);
+        let topic = crate::unique_name(&format!("{prefix}_topic"));
+        let group = format!("{topic}-group");
+        crate::kafka::create_topic(&brokers, &topic, partitions).await;
+        let logs = std::env::temp_dir().join(format!("{service}-logs"));
+        std::fs::create_dir_all(&logs).expect("log dir");
+        let mut env = base_env();
+        env.extend(
+            [
+                ("FRAMEWORK_NAME", service.clone()),
+                ("FASTDATA_MESOS_MASTERS", cluster.master_url()),
+                ("FASTDATA_ZK_CONNECT", zk),
+                ("FASTDATA_KAFKA_BROKERS", brokers),
+                ("FASTDATA_TOPIC", topic.clone()),
+                ("FASTDATA_GROUP", group.clone()),
+                ("FASTDATA_CASSANDRA_CONTACT_POINTS", cassandra.join(",")),
+                ("FASTDATA_KEYSPACE", service.to_lowercase()),
+                (
+                    "FASTDATA_EXECUTOR_PATH",
+                    binary("fastdata-executor", "fastdata-executor")
+                        .display()
+                        .to_string(),
+                ),
+                ("FASTDATA_CONSUMER_WORKLOAD", workload.to_owned()),
+                ("FASTDATA_CONSUMER_CPUS", "0.5".into()),
+                ("FASTDATA_CONSUMER_MEM", "128".into()),
+            ]
+            .map(|(k, v)| (k.to_owned(), v)),
+        );
+        Stage {
+            cluster,
+            service,
+            topic,
+            group,
+            env,
+            logs,
+        }
+    }
+
+    /// Sets (or replaces) one variable of the scheduler's environment.
+    pub fn set(&mut self, key: &str, value: impl Into<String>) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.into()));
+    }
+
+    /// Starts a scheduler with the stage's environment, logging to `<logs>/<name>.log`.
+    pub async fn scheduler(&self, name: &str) -> SchedulerProcess {
+        SchedulerProcess::start(&self.env, &self.logs.join(format!("{name}.log"))).await
+    }
+
+    /// The id prefix of this stage's consumer tasks.
+    pub fn consumer_prefix(&self) -> String {
+        format!("{}__consumer-", self.service)
+    }
+}
+
+impl SchedulerProcess {
+    /// The framework id the scheduler reports, once it has one.
+    pub async fn framework_id(&self) -> String {
+        eventually(
+            Duration::from_secs(120),
+            "the scheduler reports a framework id",
+            || async {
+                let (code, body) = self.get("/v1/state/frameworkId").await;
+                match body[0].as_str() {
+                    Some(id) if code == 200 => Ok(id.to_owned()),
+                    _ => Err(format!("{code} {body}")),
+                }
+            },
+        )
+        .await
+    }
+
+    /// Waits until `/v1/health` answers `code`; returns its body.
+    pub async fn health_becomes(&self, code: u16, within: Duration) -> serde_json::Value {
+        eventually(within, &format!("/v1/health answers {code}"), || async {
+            let (got, body) = self.get("/v1/health").await;
+            if got == code {
+                Ok(body)
+            } else {
+                Err(format!("{got} {body}\n{}", self.log_tail()))
+            }
+        })
+        .await
+    }
+}

@@ -8,93 +8,38 @@
 //! Targets are commanded through the real API: `min_consumers = max_consumers = N`.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use fastdata_devcluster::{ClusterConfig, DevCluster, Fault};
-use fastdata_tests::binaries::binary;
 use fastdata_tests::cluster::{
-    docker_volumes, framework, reservations, running, sandbox_of, tasks,
+    TaskOnCluster, docker_volumes, framework, reservations, running, sandbox_of, tasks,
 };
-use fastdata_tests::kafka::create_topic;
-use fastdata_tests::scheduler::{SchedulerProcess, base_env, eventually};
-use fastdata_tests::{cassandra_contact_points, kafka_brokers, unique_name, zk_connect};
+use fastdata_tests::scheduler::{SchedulerProcess, Stage, eventually};
+use fastdata_tests::zk_connect;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(120);
 
-struct Setup {
-    cluster: DevCluster,
-    service: String,
-    env: Vec<(String, String)>,
-    logs: PathBuf,
-}
-
-async fn setup(agents: usize, consumers: u32) -> Setup {
-    let brokers = kafka_brokers();
-    let zk = zk_connect();
-    let cassandra = cassandra_contact_points();
-    let service = unique_name("fdslots");
-    let topic = unique_name("slots");
-    create_topic(&brokers, &topic, 12).await;
+async fn setup(agents: usize, consumers: u32) -> Stage {
     let cluster = DevCluster::start(ClusterConfig::with_agents(agents, 2.0, 2048.0).fast())
         .await
         .expect("devcluster starts");
-    let logs = std::env::temp_dir().join(format!("{service}-logs"));
-    std::fs::create_dir_all(&logs).expect("log dir");
-    let mut env = base_env();
-    env.extend(
-        [
-            ("FRAMEWORK_NAME", service.clone()),
-            ("FASTDATA_MESOS_MASTERS", cluster.master_url()),
-            ("FASTDATA_ZK_CONNECT", zk),
-            ("FASTDATA_KAFKA_BROKERS", brokers),
-            ("FASTDATA_TOPIC", topic.clone()),
-            ("FASTDATA_GROUP", format!("{topic}-group")),
-            ("FASTDATA_CASSANDRA_CONTACT_POINTS", cassandra.join(",")),
-            (
-                "FASTDATA_EXECUTOR_URI",
-                binary("fastdata-executor", "fastdata-executor")
-                    .display()
-                    .to_string(),
-            ),
-            ("FASTDATA_CONSUMER_WORKLOAD", "noop".into()),
-            ("FASTDATA_MIN_CONSUMERS", consumers.to_string()),
-            ("FASTDATA_MAX_CONSUMERS", consumers.to_string()),
-            ("FASTDATA_CONSUMER_CPUS", "0.5".into()),
-            ("FASTDATA_CONSUMER_MEM", "128".into()),
-            ("FASTDATA_CONSUMER_GRACE_PERIOD", "3s".into()),
-        ]
-        .map(|(k, v)| (k.to_owned(), v)),
-    );
-    Setup {
-        cluster,
-        service,
-        env,
-        logs,
-    }
-}
-
-async fn framework_id(scheduler: &SchedulerProcess) -> String {
-    eventually(WAIT, "the scheduler reports a framework id", || async {
-        let (code, body) = scheduler.get("/v1/state/frameworkId").await;
-        match body[0].as_str() {
-            Some(id) if code == 200 => Ok(id.to_owned()),
-            _ => Err(format!("{code} {body}")),
-        }
-    })
-    .await
+    let mut stage = Stage::new("fdslots", cluster, 12, "noop").await;
+    stage.set("FASTDATA_MIN_CONSUMERS", consumers.to_string());
+    stage.set("FASTDATA_MAX_CONSUMERS", consumers.to_string());
+    stage.set("FASTDATA_CONSUMER_GRACE_PERIOD", "3s");
+    stage
 }
 
 /// Waits until exactly `slots` consumer slots run, one task each, each on its own
 /// reservation; returns the running tasks.
 async fn converged(
-    setup: &Setup,
+    setup: &Stage,
     fw: &str,
     slots: u32,
     scheduler: &SchedulerProcess,
-) -> Vec<fastdata_tests::cluster::TaskOnCluster> {
-    let prefix = format!("{}__consumer-", setup.service);
+) -> Vec<TaskOnCluster> {
+    let prefix = setup.consumer_prefix();
     eventually(WAIT, &format!("{slots} consumer slots running"), || async {
         let state = setup.cluster.state();
         let all = tasks(&state, fw, &prefix);
@@ -146,9 +91,8 @@ fn slot_of(task_id: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slots_follow_targets_move_off_lost_agents_and_uninstall_leaves_nothing() {
     let setup = setup(6, 5).await;
-    let mut scheduler =
-        SchedulerProcess::start(&setup.env, &setup.logs.join("scheduler-1.log")).await;
-    let fw = framework_id(&scheduler).await;
+    let mut scheduler = setup.scheduler("scheduler-1").await;
+    let fw = scheduler.framework_id().await;
 
     // 0 → 5: five slots, each reserved on its own agent, each with its volume.
     let five = converged(&setup, &fw, 5, &scheduler).await;
@@ -273,9 +217,8 @@ async fn slots_follow_targets_move_off_lost_agents_and_uninstall_leaves_nothing(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_scheduler_comes_back_with_its_id_tasks_and_thresholds() {
     let setup = setup(4, 3).await;
-    let mut scheduler =
-        SchedulerProcess::start(&setup.env, &setup.logs.join("scheduler-1.log")).await;
-    let fw = framework_id(&scheduler).await;
+    let mut scheduler = setup.scheduler("scheduler-1").await;
+    let fw = scheduler.framework_id().await;
     let before = converged(&setup, &fw, 3, &scheduler).await;
     let (code, body) = scheduler
         .put("/v1/scaling", &json!({"min_consumers": 3, "max_consumers": 3, "scale_up_lag": 4321, "scale_down_lag": 1234}))
@@ -284,21 +227,9 @@ async fn a_killed_scheduler_comes_back_with_its_id_tasks_and_thresholds() {
 
     scheduler.kill().await;
     let restarted = std::time::Instant::now();
-    let scheduler = SchedulerProcess::start(&setup.env, &setup.logs.join("scheduler-2.log")).await;
-    assert_eq!(framework_id(&scheduler).await, fw, "the same framework id");
-    eventually(
-        WAIT,
-        "the restarted scheduler is subscribed and reconciled",
-        || async {
-            let (code, body) = scheduler.get("/v1/health").await;
-            if code == 200 {
-                Ok(())
-            } else {
-                Err(format!("{code} {body}"))
-            }
-        },
-    )
-    .await;
+    let scheduler = setup.scheduler("scheduler-2").await;
+    assert_eq!(scheduler.framework_id().await, fw, "the same framework id");
+    scheduler.health_becomes(200, WAIT).await;
     println!(
         "scheduler back (subscribed, reconciled) {:?} after SIGKILL",
         restarted.elapsed()

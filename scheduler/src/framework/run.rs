@@ -508,7 +508,7 @@ impl Loop {
                 Effects::default()
             }
             MesosEvent::Fatal(fatal) => {
-                tracing::error!(message = %fatal.message, remedy = %fatal.remedy, "Mesos refused the framework; the scheduler stops trying");
+                // The client logged it (once); from here it is shown on /v1/health.
                 self.core.on_disconnected();
                 self.fatal = Some((fatal.message, fatal.remedy));
                 Effects::default()
