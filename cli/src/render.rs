@@ -107,6 +107,14 @@ pub fn status(status: &Status) -> String {
         status.consumers.max,
         status.scaling.mode.as_deref().unwrap_or("?")
     );
+    if let (Some(up), Some(down)) = (status.scaling.scale_up_lag, status.scaling.scale_down_lag) {
+        let _ = writeln!(
+            out,
+            "Thresholds grow above {} · shrink below {} (backlog, messages)",
+            count(up),
+            count(down)
+        );
+    }
     let _ = writeln!(
         out,
         "Sink       {}{}",
@@ -310,6 +318,8 @@ mod tests {
             held_reason: Some("scale-up held: Cassandra unhealthy on 2 of 3 consumers".into()),
             scaling: Scaling {
                 mode: Some("proportional".into()),
+                scale_up_lag: Some(5_000),
+                scale_down_lag: Some(500),
                 ..Scaling::default()
             },
             plan: Plan {
@@ -351,6 +361,7 @@ fastdata · running · deploy IN_PROGRESS
 Lag        12,400 messages (backlog 11,900) · lagging · oldest unread 7.9 s old · drains in 4.3 s
 Rates      produce 3,100/s · consume 2,890/s
 Consumers  3 running · 4 desired · bounds 1..10 · mode proportional
+Thresholds grow above 5,000 · shrink below 500 (backlog, messages)
 Sink       UNHEALTHY: Cassandra writes failing on 2 of 3 consumers: timeout
 Held       scale-up held: Cassandra unhealthy on 2 of 3 consumers
 
