@@ -9,6 +9,7 @@
 pub mod binaries;
 pub mod cluster;
 pub mod kafka;
+pub mod pipeline;
 pub mod scheduler;
 
 use std::{
