@@ -1,7 +1,5 @@
 //! Scenario tests of the slot lifecycle: plain values in, writes and calls out.
 
-use std::collections::BTreeMap;
-
 use fastdata_proto::v1::{
     AgentId, DomainInfo, FrameworkId, Offer, OfferId, TaskId, TaskState, TaskStatus, domain_info,
     offer::operation,
@@ -14,60 +12,15 @@ use super::core::{CoreConfig, Effects, Framework, Now, Timings, Write};
 use super::resources::{Amount, ReservationLabels, resources};
 use super::slots::{Goal, SlotName, SlotRecord};
 use super::tasks::TaskTemplate;
-use crate::config::{ExecutorSource, Pipeline, TaskResources, TasksConfig, VolumeConfig};
 use crate::status::PlanStatus;
 
 const ROLE: &str = "fastdata-role";
 const FW: &str = "fw-1";
 
 fn template(producers: u32) -> TaskTemplate {
-    TaskTemplate {
-        service_name: "fastdata".into(),
-        tasks: TasksConfig {
-            consumer: TaskResources {
-                cpus: 1.0,
-                mem: 512.0,
-            },
-            consumer_grace_period: Duration::from_secs(30),
-            consumer_max_in_flight: None,
-            consumer_batch_size: None,
-            max_consumers_per_agent: Some(1),
-            spread_zones: true,
-            noop_consumers: false,
-            volume: VolumeConfig {
-                driver: "pxd".into(),
-                options: BTreeMap::from([("size".into(), "1".into())]),
-            },
-            producer_count: producers,
-            producer_rate: 100.0,
-            producer_sensors: 10,
-            producer: TaskResources {
-                cpus: 0.5,
-                mem: 256.0,
-            },
-            executor_source: ExecutorSource::Fetch {
-                uri: "/bin/fastdata-executor".into(),
-            },
-            executor: TaskResources {
-                cpus: 0.1,
-                mem: 64.0,
-            },
-            stats_interval: Duration::from_secs(5),
-        },
-        pipeline: Pipeline {
-            kafka_brokers: "k:9092".into(),
-            kafka_properties: BTreeMap::new(),
-            topic: "sensor-temp".into(),
-            group: "sensor-temp-sink".into(),
-            partitions: 12,
-            cassandra_contact_points: vec!["c:9042".into()],
-            keyspace: "sensors".into(),
-            replication: "1".into(),
-            cassandra_local_dc: None,
-            cassandra_username: None,
-            cassandra_password_env: None,
-        },
-    }
+    let mut template = super::tasks::tests::template();
+    template.tasks.producer_count = producers;
+    template
 }
 
 fn framework(records: Vec<SlotRecord>, producers: u32) -> Framework {

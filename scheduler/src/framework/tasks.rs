@@ -291,7 +291,7 @@ pub fn split(resources: &[Resource], executor: Amount) -> (Vec<Resource>, Vec<Re
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
