@@ -252,6 +252,8 @@ pub async fn run(
         request_timeout: Duration::from_secs(30),
     });
     let calls = CallSender::start(client.clone());
+    let (decision_log, decision_logs) = watch::channel(None);
+    tokio::spawn(store_decisions(store.clone(), decision_logs));
 
     let mut state = Loop {
         config,
@@ -269,6 +271,8 @@ pub async fn run(
         uninstalled: false,
         scaling_changes: 0,
         calls,
+        state_failure: None,
+        decision_log,
     };
     let mut lag_rx = lag_rx;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -311,6 +315,9 @@ pub async fn run(
                 _ = history_tick.tick() => state.sample_history(),
             }
             status_tx.send_replace(Arc::new(state.snapshot()));
+            if let Some(e) = state.state_failure.take() {
+                break Err(RunError::State(e));
+            }
         }
     };
     tracing::info!(
@@ -471,6 +478,24 @@ struct Loop {
     uninstalled: bool,
     scaling_changes: u64,
     calls: CallSender,
+    /// A ZooKeeper failure the scheduler must stop on (see `StateError::stops_the_scheduler`).
+    state_failure: Option<StateError>,
+    /// The decision log to store, picked up by [`store_decisions`].
+    decision_log: watch::Sender<Option<DecisionLog>>,
+}
+
+/// Stores the decision log whenever it changes, one write at a time (two writes of one node
+/// in flight would conflict), the latest log winning. Best effort: a failed write is logged
+/// and the next change writes the whole log again.
+async fn store_decisions(store: StateStore, mut logs: watch::Receiver<Option<DecisionLog>>) {
+    while logs.changed().await.is_ok() {
+        let log = logs.borrow_and_update().clone();
+        if let Some(log) = log
+            && let Err(e) = store.set_decisions(&log).await
+        {
+            tracing::warn!(error = %e, "could not store the decision log");
+        }
+    }
 }
 
 impl Loop {
@@ -571,15 +596,7 @@ impl Loop {
             .decisions
             .record(now.unix_ms, self.scaling.mode, input, decision)
         {
-            let store = self.store.clone();
-            let log = self.decisions.clone();
-            // The audit log is kept best effort: a failed write is logged, the next decision
-            // writes the whole log again.
-            tokio::spawn(async move {
-                if let Err(e) = store.set_decisions(&log).await {
-                    tracing::warn!(error = %e, "could not store the decision log");
-                }
-            });
+            self.decision_log.send_replace(Some(self.decisions.clone()));
         }
         let effects = self.core.tick(now);
         self.carry_out(effects).await;
@@ -628,7 +645,7 @@ impl Loop {
             return;
         }
         let store = self.store.clone();
-        let failed: Vec<SlotName> = futures::stream::iter(effects.last_writes())
+        let failed: Vec<(SlotName, StateError)> = futures::stream::iter(effects.last_writes())
             .map(|write| {
                 let store = store.clone();
                 async move {
@@ -643,7 +660,7 @@ impl Loop {
                     };
                     result.err().map(|e| {
                         tracing::error!(slot = %name, error = %e, "ZooKeeper write failed");
-                        name
+                        (name, e)
                     })
                 }
             })
@@ -651,6 +668,13 @@ impl Loop {
             .filter_map(|failed| async move { failed })
             .collect()
             .await;
+        if let Some((_, e)) = failed.iter().find(|(_, e)| e.stops_the_scheduler()) {
+            // Another writer, or the session is over: acting on would risk a second
+            // scheduler's launches and kills meeting ours. Stop; Marathon restarts us and the
+            // restart re-reads the state under the lock.
+            self.state_failure.get_or_insert_with(|| e.clone());
+        }
+        let failed: Vec<SlotName> = failed.into_iter().map(|(name, _)| name).collect();
         if !failed.is_empty() {
             self.core.writes_failed(&failed);
         }
