@@ -488,11 +488,18 @@ impl Framework {
                 None => Effects::default(),
             },
             Some(event::Type::Failure) => match event.failure {
-                Some(failure) => self.on_failure(
-                    failure.agent_id.map(|a| a.value),
-                    failure.executor_id.is_some(),
-                    now,
-                ),
+                Some(failure) => {
+                    if let Some(executor) = &failure.executor_id {
+                        // Normal after a task ends (the executor exits on its own); the wait
+                        // status says how an executor that died under its task ended.
+                        tracing::debug!(executor = %executor.value, status = ?failure.status, "executor exited");
+                    }
+                    self.on_failure(
+                        failure.agent_id.map(|a| a.value),
+                        failure.executor_id.is_some(),
+                        now,
+                    )
+                }
                 None => Effects::default(),
             },
             Some(event::Type::Message) => {
