@@ -15,8 +15,7 @@
 //!   0 arrives (`ExecutorCommand::set_rate`) and stops it again at 0.
 //! - The Cassandra check is a one-shot task ([`CHECK_ATTEMPTS`] rounds
 //!   [`CHECK_INTERVAL`] apart at most); it writes into the keyspace the spec names.
-//! - `cassandra.local_dc` is refused: the workloads cannot pin a data center yet, and
-//!   ignoring it silently would be a half-run spec.
+//! - `cassandra.local_dc` makes the consumer send its requests to that data center first.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -249,15 +248,7 @@ fn cassandra(
         .replication
         .parse::<Replication>()
         .map_err(|e| field(&format!("{at}.replication"), e))?;
-    if let Some(dc) = &c.local_dc {
-        return Err(field(
-            &format!("{at}.local_dc"),
-            format!(
-                "this executor cannot pin the data center {dc:?} yet; leave local_dc out \
-                 (LOCAL_QUORUM then counts the coordinator's data center)"
-            ),
-        ));
-    }
+    config.local_dc = c.local_dc.clone().filter(|dc| !dc.trim().is_empty());
     if let (Some(user), Some(variable)) = (&c.username, &c.password_env) {
         let password = env(variable).filter(|p| !p.is_empty()).ok_or_else(|| {
             field(
@@ -395,6 +386,19 @@ mod tests {
         );
         assert_eq!(c.kafka_properties, vec![("linger.ms".into(), "5".into())]);
         assert_eq!(c.stats_interval, Duration::from_secs(1));
+        assert_eq!(c.cassandra.local_dc, None);
+
+        let mut spec_with_dc = consumer_spec();
+        spec_with_dc.cassandra.local_dc = Some("dc-east".into());
+        let plan = plan_spec(&spec(Workload::Consumer(spec_with_dc)), &sandbox(), &no_env).unwrap();
+        let WorkloadPlan::Consumer(c) = plan.workload else {
+            panic!("not a consumer")
+        };
+        assert_eq!(
+            c.cassandra.local_dc.as_deref(),
+            Some("dc-east"),
+            "requests go to that data center first"
+        );
     }
 
     #[test]
@@ -523,16 +527,6 @@ mod tests {
                     ..consumer_spec()
                 }),
                 "workload.cassandra.replication",
-            ),
-            (
-                Workload::Consumer(ConsumerSpec {
-                    cassandra: CassandraSpec {
-                        local_dc: Some("dc1".into()),
-                        ..cassandra_spec()
-                    },
-                    ..consumer_spec()
-                }),
-                "workload.cassandra.local_dc",
             ),
             (
                 Workload::Consumer(ConsumerSpec {

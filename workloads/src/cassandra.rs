@@ -27,6 +27,7 @@ use scylla::client::PoolSize;
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::policies::load_balancing::DefaultPolicy;
 use scylla::policies::retry::FallthroughRetryPolicy;
 use scylla::statement::Consistency;
 use scylla::statement::prepared::PreparedStatement;
@@ -54,6 +55,9 @@ pub struct CassandraConfig {
     pub request_timeout: Duration,
     /// Plain-text authentication, if the cluster requires it.
     pub credentials: Option<(String, String)>,
+    /// The data center requests go to first (`LOCAL_QUORUM` then counts its replicas);
+    /// `None`: any, as the driver finds them.
+    pub local_dc: Option<String>,
 }
 
 impl std::fmt::Debug for CassandraConfig {
@@ -67,6 +71,7 @@ impl std::fmt::Debug for CassandraConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("username", &self.credentials.as_ref().map(|(user, _)| user))
+            .field("local_dc", &self.local_dc)
             .finish()
     }
 }
@@ -83,6 +88,7 @@ impl CassandraConfig {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
             credentials: None,
+            local_dc: None,
         }
     }
 
@@ -169,11 +175,18 @@ impl From<scylla::errors::PagerExecutionError> for CassandraError {
 
 /// Opens one session (share it: it is a connection pool with cluster metadata).
 pub async fn connect(config: &CassandraConfig) -> Result<Arc<Session>, CassandraError> {
-    let profile = ExecutionProfile::builder()
+    let mut profile = ExecutionProfile::builder()
         .consistency(config.consistency)
         .request_timeout(Some(config.request_timeout))
-        .retry_policy(Arc::new(FallthroughRetryPolicy::new()))
-        .build();
+        .retry_policy(Arc::new(FallthroughRetryPolicy::new()));
+    if let Some(dc) = &config.local_dc {
+        profile = profile.load_balancing_policy(
+            DefaultPolicy::builder()
+                .prefer_datacenter(dc.clone())
+                .build(),
+        );
+    }
+    let profile = profile.build();
     let mut builder = SessionBuilder::new()
         .known_nodes(&config.contact_points)
         .connection_timeout(config.connect_timeout)

@@ -95,6 +95,9 @@ pub struct CassandraConnectionArgs {
     /// Cassandra password (prefer the environment variable).
     #[arg(long, env = "FASTDATA_CASSANDRA_PASSWORD", hide_env_values = true)]
     pub cassandra_password: Option<String>,
+    /// Data center to send requests to first [default: any].
+    #[arg(long, env = "FASTDATA_CASSANDRA_LOCAL_DC")]
+    pub cassandra_local_dc: Option<String>,
 }
 
 impl CassandraConnectionArgs {
@@ -103,8 +106,10 @@ impl CassandraConnectionArgs {
         crate::settings::split_addresses(&self.cassandra_contact_points)
     }
 
-    /// User name and password, when both are given.
-    pub fn credentials(self) -> Option<(String, String)> {
-        self.cassandra_username.zip(self.cassandra_password)
+    /// Applies the credentials (when both user and password are given) and the local data
+    /// center to a Cassandra configuration.
+    pub fn apply(self, config: &mut crate::cassandra::CassandraConfig) {
+        config.credentials = self.cassandra_username.zip(self.cassandra_password);
+        config.local_dc = self.cassandra_local_dc;
     }
 }

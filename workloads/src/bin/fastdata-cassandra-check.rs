@@ -58,7 +58,7 @@ async fn main() -> ExitCode {
     config.cassandra.keyspace = args.keyspace;
     config.cassandra.replication = args.replication;
     config.cassandra.consistency = args.consistency;
-    config.cassandra.credentials = args.cassandra.credentials();
+    args.cassandra.apply(&mut config.cassandra);
     config.sensor_id = args.sensor_id;
     config.interval = args.interval;
     config.read_back = args.read_back;

@@ -95,7 +95,7 @@ async fn main() -> ExitCode {
     config.cassandra.replication = args.replication;
     config.cassandra.consistency = args.consistency;
     config.cassandra.request_timeout = args.request_timeout;
-    config.cassandra.credentials = args.cassandra.credentials();
+    args.cassandra.apply(&mut config.cassandra);
     config.max_in_flight = args.max_in_flight;
     config.batch_size = args.batch_size;
     config.grace_period = args.grace_period;
