@@ -157,6 +157,11 @@ pub struct SchedulerArgs {
     /// The tasks' environment variable that holds the Cassandra password.
     #[arg(long, env = "FASTDATA_CASSANDRA_PASSWORD_ENV")]
     pub cassandra_password_env: Option<String>,
+    /// The DC/OS secret (path in the secret store) each task gets in that variable: the agent
+    /// resolves it, so the password never appears in a TaskInfo [default: the agents provide
+    /// the variable themselves].
+    #[arg(long, env = "FASTDATA_CASSANDRA_PASSWORD_SECRET")]
+    pub cassandra_password_secret: Option<String>,
 
     // ---- scaling (install-time defaults; `PUT /v1/scaling` changes them at runtime) ----
     /// `proportional` (sizes the group from measured throughput) or `step` (the original
@@ -373,6 +378,8 @@ pub struct Pipeline {
     pub cassandra_username: Option<String>,
     /// The tasks' environment variable holding the Cassandra password.
     pub cassandra_password_env: Option<String>,
+    /// The DC/OS secret put into that variable.
+    pub cassandra_password_secret: Option<String>,
 }
 
 /// Resources of one task and its executor.
@@ -726,6 +733,9 @@ impl SchedulerArgs {
         if contact_points.is_empty() {
             problems.push("no Cassandra contact points given; set --cassandra-contact-points (FASTDATA_CASSANDRA_CONTACT_POINTS), host:port[,host:port...]".into());
         }
+        if self.cassandra_password_secret.is_some() && self.cassandra_password_env.is_none() {
+            problems.push("FASTDATA_CASSANDRA_PASSWORD_SECRET needs FASTDATA_CASSANDRA_PASSWORD_ENV: the name of the variable the tasks get it in".into());
+        }
         if self.cassandra_username.is_some() != self.cassandra_password_env.is_some() {
             problems.push("give both FASTDATA_CASSANDRA_USERNAME and FASTDATA_CASSANDRA_PASSWORD_ENV, or neither".into());
         }
@@ -851,6 +861,10 @@ impl SchedulerArgs {
                 cassandra_local_dc: self.cassandra_local_dc.clone(),
                 cassandra_username: self.cassandra_username.clone(),
                 cassandra_password_env: self.cassandra_password_env.clone(),
+                cassandra_password_secret: self
+                    .cassandra_password_secret
+                    .clone()
+                    .filter(|s| !s.trim().is_empty()),
             },
             scaling,
             lag_tick: self.lag_tick,

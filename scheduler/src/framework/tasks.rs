@@ -13,9 +13,9 @@ use fastdata_proto::task::{
     CassandraSpec, ConsumerSpec, KafkaSpec, ProducerSpec, TaskSpec, Workload,
 };
 use fastdata_proto::v1::{
-    AgentId, CommandInfo, DurationInfo, ExecutorId, ExecutorInfo, FrameworkId, KillPolicy, Label,
-    Labels, Parameter, Parameters, Resource, TaskId, TaskInfo, Volume, command_info, executor_info,
-    volume,
+    AgentId, CommandInfo, DurationInfo, Environment, ExecutorId, ExecutorInfo, FrameworkId,
+    KillPolicy, Label, Labels, Parameter, Parameters, Resource, Secret, TaskId, TaskInfo, Volume,
+    command_info, environment, executor_info, secret, volume,
 };
 
 use super::resources::Amount;
@@ -155,8 +155,32 @@ impl TaskTemplate {
             ),
             ExecutorSource::Installed { path } => (Vec::new(), path.clone()),
         };
+        // The Cassandra password reaches the tasks as a secret the agent resolves, so it
+        // never appears in the TaskInfo (which the master shows to anyone who can read it).
+        let environment = match (
+            &self.pipeline.cassandra_password_env,
+            &self.pipeline.cassandra_password_secret,
+        ) {
+            (Some(name), Some(secret)) => Some(Environment {
+                variables: vec![environment::Variable {
+                    name: name.clone(),
+                    r#type: Some(environment::variable::Type::Secret as i32),
+                    value: None,
+                    secret: Some(Secret {
+                        r#type: Some(secret::Type::Reference as i32),
+                        reference: Some(secret::Reference {
+                            name: secret.clone(),
+                            key: None,
+                        }),
+                        value: None,
+                    }),
+                }],
+            }),
+            _ => None,
+        };
         CommandInfo {
             uris,
+            environment,
             shell: Some(false),
             value: Some(value),
             arguments: vec![EXECUTOR_FILE.to_owned()],
@@ -348,6 +372,7 @@ pub(crate) mod tests {
                 cassandra_local_dc: None,
                 cassandra_username: None,
                 cassandra_password_env: None,
+                cassandra_password_secret: None,
             },
         }
     }
@@ -471,6 +496,30 @@ pub(crate) mod tests {
             Some("/usr/local/bin/fastdata-executor")
         );
         assert_eq!(command.shell, Some(false));
+    }
+
+    #[test]
+    fn the_cassandra_password_is_a_secret_reference_not_a_value() {
+        let mut t = template();
+        assert_eq!(t.executor_command().environment, None);
+        t.pipeline.cassandra_username = Some("writer".into());
+        t.pipeline.cassandra_password_env = Some("CASSANDRA_PASSWORD".into());
+        t.pipeline.cassandra_password_secret = Some("fastdata/cassandra-password".into());
+        let environment = t.executor_command().environment.expect("an environment");
+        let variable = &environment.variables[0];
+        assert_eq!(variable.name, "CASSANDRA_PASSWORD");
+        assert_eq!(
+            variable.r#type,
+            Some(environment::variable::Type::Secret as i32)
+        );
+        assert_eq!(variable.value, None);
+        let secret = variable.secret.as_ref().unwrap();
+        assert_eq!(secret.r#type, Some(secret::Type::Reference as i32));
+        assert_eq!(
+            secret.reference.as_ref().unwrap().name,
+            "fastdata/cassandra-password"
+        );
+        assert_eq!(secret.value, None);
     }
 
     #[test]
