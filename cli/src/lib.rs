@@ -1,6 +1,7 @@
 //! `dcos fastdata`: the DC/OS CLI plugin for fastdata.
 //!
-//! Owns the `status [--watch] [--json]`, `scaling get|set` and `decisions` subcommands, the
+//! Owns the `status [--watch] [--json]`, `scaling get|set`, `decisions` and
+//! `producers [set-rate N]` subcommands, the
 //! DC/OS plugin conventions (`--info`, `--version`, `--config-schema`, the subcommand name as
 //! the first argument), finding the cluster URL and token the way the DC/OS CLI passes them
 //! ([`cluster`]), and errors a person can act on with distinct exit codes ([`error::exit`]).
@@ -88,6 +89,31 @@ pub enum Command {
     },
     /// The scaling decisions, newest first, with their reasons.
     Decisions(DecisionsArgs),
+    /// Show the simulated producer tasks (local runs, load tests) or set their rate.
+    Producers(ProducersArgs),
+}
+
+/// `producers [set-rate N]`.
+#[derive(Debug, Args)]
+pub struct ProducersArgs {
+    /// Print the scheduler's JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Without a subcommand: show the producer tasks and their rate.
+    #[command(subcommand)]
+    pub command: Option<ProducersCommand>,
+}
+
+/// `producers set-rate`.
+#[derive(Debug, Subcommand)]
+pub enum ProducersCommand {
+    /// Set the rate of every producer task at once, in events per second each (0 pauses).
+    /// Not persisted: a restarted scheduler starts them at their configured rate.
+    SetRate {
+        /// Events per second per producer task, 0 to 1000000.
+        #[arg(value_name = "N", allow_negative_numbers = true)]
+        rate: f64,
+    },
 }
 
 /// `status`.
@@ -263,7 +289,7 @@ pub async fn run(
     }
     let Some(command) = cli.command else {
         return Err(CliError::Usage(
-            "a subcommand is needed: status, scaling get, scaling set or decisions (see --help)"
+            "a subcommand is needed: status, scaling get, scaling set, decisions or producers (see --help)"
                 .to_owned(),
         ));
     };
@@ -342,6 +368,26 @@ pub async fn run(
                 )
             };
             print(out, &format!("{header}{}", render::decision_lines(&shown)))
+        }
+        Command::Producers(args) => {
+            let value = match args.command {
+                None => get(&http, &target, "/v1/producers").await?,
+                Some(ProducersCommand::SetRate { rate }) => {
+                    let body = serde_json::json!({ "rate": rate }).to_string();
+                    let call = client::call(&target, "PUT", "/v1/producers", Some(body));
+                    let reply = client::send(&http, &target, &call).await?;
+                    client::interpret(&target, &call, &reply)?
+                }
+            };
+            if args.json {
+                return print(out, &format!("{value:#}\n"));
+            }
+            let producers: model::Producers = from_value(value)?;
+            let text = match args.command {
+                None => render::producers(&producers),
+                Some(ProducersCommand::SetRate { .. }) => render::producer_rate_set(&producers),
+            };
+            print(out, &text)
         }
     }
 }
@@ -515,6 +561,39 @@ mod tests {
         assert!(
             matches!(change_of(&args), Err(CliError::Usage(m)) if m.contains("nothing to change"))
         );
+    }
+
+    #[test]
+    fn producers_takes_an_optional_set_rate() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["dcos-fastdata"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all)
+        };
+        let Some(Command::Producers(get)) = parse(&["producers"]).expect("parses").command else {
+            panic!("producers");
+        };
+        assert!(get.command.is_none() && !get.json);
+        let Some(Command::Producers(set)) = parse(&["producers", "set-rate", "2500.5", "--json"])
+            .expect("parses")
+            .command
+        else {
+            panic!("producers set-rate");
+        };
+        assert!(set.json);
+        assert!(matches!(
+            set.command,
+            Some(ProducersCommand::SetRate { rate }) if rate == 2500.5
+        ));
+        // A negative rate reaches the scheduler, which says what the range is.
+        assert!(parse(&["producers", "set-rate", "-5"]).is_ok());
+        for bad in [
+            &["producers", "set-rate"][..],
+            &["producers", "set-rate", "fast"],
+            &["producers", "set-rate", "1", "2"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct Status {
     pub held_reason: Option<String>,
     /// Thresholds.
     pub scaling: Scaling,
+    /// Simulated producers (absent from older schedulers: none).
+    pub producers: Producers,
     /// Deploy plan.
     pub plan: Plan,
     /// Recent decisions, newest first.
@@ -198,6 +200,16 @@ pub struct Scaling {
     /// Fields this CLI does not know.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
+}
+
+/// `GET|PUT /v1/producers`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Producers {
+    /// Producer tasks configured.
+    pub tasks: u32,
+    /// Events per second of each.
+    pub rate: f64,
 }
 
 /// A JSON error body.

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::model::{Decision, Scaling, Status};
+use crate::model::{Decision, Producers, Scaling, Status};
 
 /// `12400` → `12,400`.
 pub fn count(n: u64) -> String {
@@ -115,6 +115,9 @@ pub fn status(status: &Status) -> String {
             count(down)
         );
     }
+    if status.producers.tasks > 0 {
+        let _ = writeln!(out, "Producers  {}", producer_line(&status.producers));
+    }
     let _ = writeln!(
         out,
         "Sink       {}{}",
@@ -151,6 +154,62 @@ pub fn status(status: &Status) -> String {
         out.push_str(&decision_lines(&status.decisions));
     }
     out
+}
+
+/// A rate in events per second: `2,500/s`, `0.5/s`.
+fn events(rate: f64) -> String {
+    if rate >= 100.0 || rate.fract() == 0.0 {
+        format!("{}/s", count(rate.max(0.0).round() as u64))
+    } else {
+        format!("{rate:.1}/s")
+    }
+}
+
+/// `2 producer tasks · 800/s each · 1,600/s in all`, or `... · paused`.
+fn producer_line(producers: &Producers) -> String {
+    let tasks = if producers.tasks == 1 {
+        "1 producer task".to_owned()
+    } else {
+        format!("{} producer tasks", producers.tasks)
+    };
+    if producers.rate <= 0.0 {
+        return format!("{tasks} · paused (rate 0)");
+    }
+    let mut line = format!("{tasks} · {} each", events(producers.rate));
+    if producers.tasks > 1 {
+        let _ = write!(
+            line,
+            " · {} in all",
+            events(producers.rate * f64::from(producers.tasks))
+        );
+    }
+    line
+}
+
+/// `producers`: the simulated producer tasks and their rate.
+pub fn producers(producers: &Producers) -> String {
+    if producers.tasks == 0 {
+        return "No producer tasks: this scheduler runs none (FASTDATA_PRODUCER_COUNT is 0, as on a real cluster whose sensors produce by themselves).\n".to_owned();
+    }
+    format!("{}\n", producer_line(producers))
+}
+
+/// `producers set-rate`: what is in force now.
+pub fn producer_rate_set(producers: &Producers) -> String {
+    let now = if producers.tasks == 0 {
+        format!(
+            "Producer rate set to {} per task, but this scheduler runs no producer tasks.",
+            events(producers.rate)
+        )
+    } else {
+        format!(
+            "Producer rate set: {}. Running producers changed at once.",
+            producer_line(producers)
+        )
+    };
+    format!(
+        "{now}\nNot persisted: a restarted scheduler starts its producers at the configured rate (FASTDATA_PRODUCER_RATE).\n"
+    )
 }
 
 /// One line per decision: time, change, guard, reason.
@@ -264,7 +323,7 @@ pub fn scaling(scaling: &Scaling, changed: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Consumers, Lag, Partition, Phase, Plan, Sink};
+    use crate::model::{Consumers, Lag, Partition, Phase, Plan, Producers, Sink};
 
     fn sample() -> Status {
         Status {
@@ -322,6 +381,7 @@ mod tests {
                 scale_down_lag: Some(500),
                 ..Scaling::default()
             },
+            producers: Producers::default(),
             plan: Plan {
                 status: "IN_PROGRESS".into(),
                 message: "3 of 4 consumers running".into(),
@@ -404,6 +464,52 @@ Recent decisions (newest first, UTC)
         assert!(lines[1].starts_with("* scale_up_lag"), "{table}");
         assert!(lines[1].contains("2,000") && lines[1].contains("--scale-up-lag"));
         assert!(lines[2].contains("7.5 s"));
+    }
+
+    #[test]
+    fn producers_read_as_tasks_and_rates() {
+        let one = Producers {
+            tasks: 1,
+            rate: 2_500.0,
+        };
+        assert_eq!(producers(&one), "1 producer task · 2,500/s each\n");
+        let three = Producers {
+            tasks: 3,
+            rate: 0.5,
+        };
+        assert_eq!(
+            producers(&three),
+            "3 producer tasks · 0.5/s each · 1.5/s in all\n"
+        );
+        let paused = Producers {
+            tasks: 2,
+            rate: 0.0,
+        };
+        assert_eq!(producers(&paused), "2 producer tasks · paused (rate 0)\n");
+        assert!(producers(&Producers::default()).starts_with("No producer tasks"));
+        assert!(
+            producer_rate_set(&one)
+                .starts_with("Producer rate set: 1 producer task · 2,500/s each. Running producers changed at once.\n")
+        );
+        assert!(
+            producer_rate_set(&Producers {
+                tasks: 0,
+                rate: 10.0
+            })
+            .contains("runs no producer tasks")
+        );
+
+        // The status shows them only when there are any.
+        let mut s = sample();
+        assert!(!status(&s).contains("Producers"));
+        s.producers = one;
+        assert!(
+            status(&s).contains(
+                "(backlog, messages)\nProducers  1 producer task · 2,500/s each\nSink"
+            ),
+            "{}",
+            status(&s)
+        );
     }
 
     #[test]

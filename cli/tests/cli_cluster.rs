@@ -322,3 +322,66 @@ async fn watch_with_json_prints_one_document_per_line() {
     child.kill().await.expect("stops");
     scheduler.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producers_shows_and_sets_the_rate_through_admin_router() {
+    let scheduler = Scheduler::start(true).await;
+    let router = AdminRouter::start(&scheduler.base, &["fastdata"], TOKEN).await;
+    let env = cluster_env(&router);
+    let env = as_refs(&env);
+
+    let run = dcos_fastdata(&["fastdata", "producers"], &env).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "1 producer task · 800/s each\n");
+
+    let run = dcos_fastdata(&["fastdata", "producers", "set-rate", "2500"], &env).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.starts_with(
+            "Producer rate set: 1 producer task · 2,500/s each. Running producers changed at once.\n"
+        ),
+        "{}",
+        run.stdout
+    );
+    let put = router
+        .seen()
+        .into_iter()
+        .find(|s| s.method == "PUT")
+        .expect("a PUT");
+    assert_eq!(put.path, "/service/fastdata/v1/producers");
+    assert_eq!(put.authorization, Some(format!("token={TOKEN}")));
+
+    let run = dcos_fastdata(&["fastdata", "producers", "--json"], &env).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let producers: Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert_eq!(producers, serde_json::json!({"tasks": 1, "rate": 2500.0}));
+    let run = dcos_fastdata(&["fastdata", "status"], &env).await;
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l == "Producers  1 producer task · 2,500/s each"),
+        "{}",
+        run.stdout
+    );
+
+    // 0 pauses; a rate out of range is refused by the scheduler (exit 6) and changes nothing.
+    let run = dcos_fastdata(&["fastdata", "producers", "set-rate", "0", "--json"], &env).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let producers: Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert_eq!(producers["rate"], 0.0);
+    let run = dcos_fastdata(&["fastdata", "producers", "set-rate", "-5"], &env).await;
+    assert_eq!(run.code, 6, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.lines().collect::<Vec<_>>(),
+        [
+            "dcos fastdata: the scheduler refused the change (1 problem):",
+            "  rate: -5 is not a rate; use events per second per producer task, from 0 (paused) to 1000000",
+            "Nothing was changed.",
+        ],
+        "{}",
+        run.stderr
+    );
+    let run = dcos_fastdata(&["fastdata", "producers"], &env).await;
+    assert_eq!(run.stdout, "1 producer task · paused (rate 0)\n");
+    scheduler.shutdown().await;
+}

@@ -92,8 +92,10 @@ fn completion_offers_subcommands_flags_and_modes() {
     let cases: Vec<(&[&str], &[&str])> = vec![
         (
             &["dcos", "fastdata", ""],
-            &["status", "scaling", "decisions"],
+            &["status", "scaling", "decisions", "producers"],
         ),
+        (&["dcos", "fastdata", "producers", ""], &["set-rate"]),
+        (&["dcos", "fastdata", "producers", "set-rate", ""], &[]),
         (&["dcos", "fastdata", "s"], &["status", "scaling"]),
         (&["dcos", "fastdata", "scaling", "s"], &["set"]),
         (
@@ -185,6 +187,8 @@ fn completion_offers_exactly_the_flags_of_each_command() {
         &["scaling", "get"][..],
         &["scaling", "set"][..],
         &["decisions"][..],
+        &["producers"][..],
+        &["producers", "set-rate"][..],
     ] {
         let mut expected = help_flags(path);
         if path.is_empty() {

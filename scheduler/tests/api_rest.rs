@@ -104,17 +104,22 @@ async fn every_documented_endpoint_answers_as_documented() {
     }
     assert_eq!(checked, paths.len(), "every path has a GET");
 
-    // The one write, with a valid change.
-    let answer = put(&api.url("/v1/scaling"), r#"{"scale_up_lag": 800}"#).await;
-    assert_eq!(answer.code, 200);
-    assert_documented(
-        &doc,
-        "/v1/scaling",
-        "put",
-        answer.code,
-        &answer.content_type,
-        &answer.body,
-    );
+    // The two writes, each with a valid change.
+    for (path, body) in [
+        ("/v1/scaling", r#"{"scale_up_lag": 800}"#),
+        ("/v1/producers", r#"{"rate": 1500}"#),
+    ] {
+        let answer = put(&api.url(path), body).await;
+        assert_eq!(answer.code, 200, "PUT {path}");
+        assert_documented(
+            &doc,
+            path,
+            "put",
+            answer.code,
+            &answer.content_type,
+            &answer.body,
+        );
+    }
     api.shutdown().await;
 }
 
@@ -410,20 +415,127 @@ async fn bad_scaling_input_is_a_400_listing_every_field_and_rule() {
 }
 
 #[tokio::test]
+async fn the_producer_rate_goes_through_the_loop_and_shows_everywhere() {
+    let api = TestApi::start(sample_snapshot(now_ms())).await;
+    let doc = openapi();
+    let before = get(&api.url("/v1/producers")).await;
+    assert_eq!(before.code, 200);
+    assert_eq!(before.json(), json!({"tasks": 1, "rate": 800.0}));
+
+    for (body, rate) in [(r#"{"rate": 2500}"#, 2500.0), (r#"{"rate": 0}"#, 0.0)] {
+        let answer = put(&api.url("/v1/producers"), body).await;
+        assert_eq!(
+            answer.code,
+            200,
+            "{body}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        let producers = assert_documented(
+            &doc,
+            "/v1/producers",
+            "put",
+            answer.code,
+            &answer.content_type,
+            &answer.body,
+        )
+        .expect("JSON");
+        assert_eq!(producers, json!({"tasks": 1, "rate": rate}), "{body}");
+        assert_eq!(get(&api.url("/v1/producers")).await.json(), producers);
+        let status = get(&api.url("/v1/status")).await.json();
+        assert_eq!(status["producers"], producers, "the status shows the rate");
+        assert_valid(&doc, "/components/schemas/Status", &status, "status");
+    }
+    api.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_producer_rates_are_a_400_and_change_nothing() {
+    let api = TestApi::start(sample_snapshot(now_ms())).await;
+    let doc = openapi();
+    // (body, expected (field, part of the message) in order)
+    let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        ("", vec![("body", "the body is empty")]),
+        ("{\"rate\": ", vec![("body", "not valid JSON")]),
+        ("[2000]", vec![("body", "must be a JSON object")]),
+        ("{}", vec![("rate", "rate is required")]),
+        (
+            r#"{"rate": "2k"}"#,
+            vec![("rate", "must be a number of events per second")],
+        ),
+        (
+            r#"{"rates": 10}"#,
+            vec![
+                ("rate", "rate is required"),
+                ("rates", "did you mean \"rate\"?"),
+            ],
+        ),
+        (
+            r#"{"rate": 10, "sensors": 3}"#,
+            vec![("sensors", "the only field is \"rate\"")],
+        ),
+        // Range problems come from the run loop's own rule.
+        (r#"{"rate": -5}"#, vec![("rate", "-5 is not a rate")]),
+        (
+            r#"{"rate": 2e6}"#,
+            vec![("rate", "from 0 (paused) to 1000000")],
+        ),
+    ];
+    for (body, expected) in cases {
+        let answer = put(&api.url("/v1/producers"), body).await;
+        assert_eq!(
+            answer.code,
+            400,
+            "{body}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        let error = assert_documented(
+            &doc,
+            "/v1/producers",
+            "put",
+            answer.code,
+            &answer.content_type,
+            &answer.body,
+        )
+        .expect("a JSON error");
+        assert_eq!(error["error"], "bad_request");
+        let message = error["message"].as_str().expect("message");
+        assert!(
+            message.starts_with("the producer rate change was refused"),
+            "{message}"
+        );
+        let problems = error["problems"].as_array().expect("problems");
+        assert_eq!(problems.len(), expected.len(), "{body}: {error:#}");
+        for (problem, (field, part)) in problems.iter().zip(&expected) {
+            assert_eq!(problem["field"], *field, "{body}: {error:#}");
+            let text = problem["message"].as_str().expect("message");
+            assert!(text.contains(part), "{body}: {text:?} lacks {part:?}");
+        }
+    }
+    assert_eq!(
+        get(&api.url("/v1/producers")).await.json()["rate"],
+        800.0,
+        "nothing was applied"
+    );
+    api.shutdown().await;
+}
+
+#[tokio::test]
 async fn an_oversized_body_is_a_json_413() {
     let api = TestApi::start(sample_snapshot(now_ms())).await;
     let huge = format!("{{\"mode\": \"{}\"}}", "x".repeat(100 * 1024));
-    let answer = put(&api.url("/v1/scaling"), &huge).await;
-    assert_eq!(answer.code, 413);
-    assert_documented(
-        &openapi(),
-        "/v1/scaling",
-        "put",
-        answer.code,
-        &answer.content_type,
-        &answer.body,
-    );
-    assert_eq!(answer.json()["error"], "payload_too_large");
+    for path in ["/v1/scaling", "/v1/producers"] {
+        let answer = put(&api.url(path), &huge).await;
+        assert_eq!(answer.code, 413, "{path}");
+        assert_documented(
+            &openapi(),
+            path,
+            "put",
+            answer.code,
+            &answer.content_type,
+            &answer.body,
+        );
+        assert_eq!(answer.json()["error"], "payload_too_large");
+    }
     api.shutdown().await;
 }
 
@@ -436,28 +548,40 @@ async fn a_loop_that_does_not_answer_gives_503_not_a_hang() {
             Duration::from_millis(300),
         )
         .await;
-        let answer = put(&api.url("/v1/scaling"), r#"{"scale_up_lag": 900}"#).await;
-        assert_eq!(answer.code, 503, "{behaviour:?}");
-        assert_documented(
-            &openapi(),
-            "/v1/scaling",
-            "put",
-            answer.code,
-            &answer.content_type,
-            &answer.body,
-        );
-        let error = answer.json();
-        assert_eq!(error["error"], "unavailable");
-        let expected = match behaviour {
-            Loop::Silent => "did not answer within 0.3 s",
-            _ => "shutting down",
-        };
-        assert!(
-            error["message"]
-                .as_str()
-                .expect("message")
-                .contains(expected),
-            "{behaviour:?}: {error}"
+        for (path, body) in [
+            ("/v1/scaling", r#"{"scale_up_lag": 900}"#),
+            ("/v1/producers", r#"{"rate": 900}"#),
+        ] {
+            let answer = put(&api.url(path), body).await;
+            assert_eq!(answer.code, 503, "{behaviour:?} {path}");
+            assert_documented(
+                &openapi(),
+                path,
+                "put",
+                answer.code,
+                &answer.content_type,
+                &answer.body,
+            );
+            let error = answer.json();
+            assert_eq!(error["error"], "unavailable");
+            let expected = match behaviour {
+                Loop::Silent => format!(
+                    "did not answer within 0.3 s (it may be busy persisting state to ZooKeeper); check GET {path}"
+                ),
+                _ => "shutting down".to_owned(),
+            };
+            assert!(
+                error["message"]
+                    .as_str()
+                    .expect("message")
+                    .contains(&expected),
+                "{behaviour:?}: {error}"
+            );
+        }
+        assert_eq!(
+            get(&api.url("/v1/producers")).await.json()["rate"],
+            800.0,
+            "{behaviour:?}: nothing was applied"
         );
         api.shutdown().await;
     }
@@ -763,6 +887,7 @@ async fn unknown_paths_and_wrong_methods_get_json_errors() {
 
     for (method, path, allow) in [
         (reqwest::Method::DELETE, "/v1/scaling", "GET, PUT"),
+        (reqwest::Method::POST, "/v1/producers", "GET, PUT"),
         (reqwest::Method::POST, "/v1/status", "GET"),
         (reqwest::Method::PUT, "/v1/health", "GET"),
     ] {

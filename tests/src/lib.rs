@@ -5,9 +5,13 @@
 //! the same environment variables the script prints with `dev/services env`. A test that
 //! cannot reach a service fails with a message saying how to start it; it never passes
 //! silently.
+//!
+//! The crate also holds the local demo (`dev/demo`): its pure core in [`demo`], its I/O in the
+//! `fastdata-demo` binary, which reuses these helpers.
 
 pub mod binaries;
 pub mod cluster;
+pub mod demo;
 pub mod kafka;
 pub mod pipeline;
 pub mod scheduler;

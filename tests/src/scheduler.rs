@@ -47,11 +47,25 @@ impl SchedulerProcess {
     /// waits until its APIs listen.
     pub async fn start(env: &[(String, String)], log: &Path) -> SchedulerProcess {
         let bin = binary("fastdata-scheduler", "fastdata-scheduler");
+        SchedulerProcess::start_program(&bin, env, log, false)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`SchedulerProcess::start`] with a given binary, the failure as a sentence. With
+    /// `own_process_group`, a Ctrl-C in the terminal does not reach the scheduler (the demo
+    /// stops it itself, after draining).
+    pub async fn start_program(
+        bin: &Path,
+        env: &[(String, String)],
+        log: &Path,
+        own_process_group: bool,
+    ) -> Result<SchedulerProcess, String> {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
-            .unwrap_or_else(|e| panic!("cannot open {}: {e}", log.display()));
+            .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
         let mut command = Command::new(bin);
         command
             .env_clear()
@@ -64,8 +78,16 @@ impl SchedulerProcess {
             .stdout(Stdio::piped())
             .stderr(log_file)
             .kill_on_drop(true);
-        let mut child = command.spawn().expect("the scheduler starts");
-        let stdout = child.stdout.take().expect("stdout");
+        if own_process_group {
+            command.process_group(0);
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or("the scheduler's stdout is not piped")?;
         let mut lines = BufReader::new(stdout).lines();
         let line = tokio::time::timeout(Duration::from_secs(60), async {
             while let Ok(Some(line)) = lines.next_line().await {
@@ -77,24 +99,29 @@ impl SchedulerProcess {
         })
         .await
         .ok()
-        .flatten()
-        .unwrap_or_else(|| {
-            panic!(
-                "the scheduler did not report its API addresses within 60 s; its log:\n{}",
+        .flatten();
+        let Some(line) = line else {
+            let _ = child.start_kill();
+            return Err(format!(
+                "the scheduler did not report its API addresses within 60 s; its log ({}):\n{}",
+                log.display(),
                 tail(log)
-            )
-        });
+            ));
+        };
         // Keep draining stdout so the process never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let mut words = line.split_whitespace();
-        let rest = words.nth(2).expect("REST url").to_owned();
-        let grpc = words.nth(1).expect("gRPC url").to_owned();
-        SchedulerProcess {
+        let (Some(rest), Some(grpc)) = (words.nth(2), words.nth(1)) else {
+            return Err(format!(
+                "the scheduler's address line is not understood: {line}"
+            ));
+        };
+        Ok(SchedulerProcess {
+            rest: rest.to_owned(),
+            grpc: grpc.to_owned(),
             child,
-            rest,
-            grpc,
             log: log.to_path_buf(),
-        }
+        })
     }
 
     /// SIGKILL: the scheduler dies without closing anything.

@@ -3,10 +3,12 @@
 //! Owns what operators and tools see of the scheduler: the JSON documents (pure views of the
 //! latest [`crate::status::StatusSnapshot`]), the DC/OS SDK status-code contracts
 //! (`/v1/health`, `/v1/plans/deploy`), the Prometheus exposition, the page, and the two
-//! servers. It reads snapshots from a [`StatusReceiver`] and sends the one kind of change
-//! there is, a scaling patch, to the run loop as an [`crate::status::ApiRequest`]. It must
-//! not touch ZooKeeper, Mesos or Kafka, and never decides anything itself: the run loop
-//! validates with [`crate::status::ScalingPatch::apply`], persists and answers.
+//! servers. It reads snapshots from a [`StatusReceiver`] and sends the two kinds of change
+//! there are, a scaling patch and a producer rate, to the run loop as
+//! [`crate::status::ApiRequest`]s. It must not touch ZooKeeper, Mesos or Kafka, and never
+//! decides anything itself: the run loop validates (with
+//! [`crate::status::ScalingPatch::apply`], [`crate::status::check_producer_rate`]), persists
+//! the thresholds and answers.
 //!
 //! # Endpoints (REST, on `PORT_API`)
 //!
@@ -15,6 +17,7 @@
 //! | `GET /` | the status page: lag and consumers over the last hour, scaling changes marked |
 //! | `GET /v1/status` | lag (total, per partition), rates, consumers, sink, held reason, last decisions |
 //! | `GET`, `PUT /v1/scaling` | thresholds; a partial update; 400 lists every field and rule |
+//! | `GET`, `PUT /v1/producers` | the simulated producers (`{"tasks", "rate"}`); `{"rate": R}` sets their rate at once |
 //! | `GET /v1/tasks`, `/v1/decisions`, `/v1/history` | slots and tasks; the decision log; the page's data |
 //! | `GET /v1/health` | SDK codes: 200 running, 202 deploying, 203 reconciling, 206 degraded, 208 re-subscribing, 318 initializing, 500 plan error, 503 fatal |
 //! | `GET /v1/plans`, `/v1/plans/deploy` | SDK plan: 200 complete, 202 in progress, 417 error |

@@ -1,4 +1,5 @@
-//! The body of `PUT /v1/scaling` to a [`ScalingPatch`], with every problem named by field.
+//! The bodies of the two writes, `PUT /v1/scaling` (to a [`ScalingPatch`]) and
+//! `PUT /v1/producers` (to a rate), with every problem named by field.
 //!
 //! serde stops at the first problem and words it for programmers ("invalid type: string
 //! \"x\", expected u64 at line 1 column 20"). An operator who typed three fields wrong should
@@ -14,28 +15,89 @@ use crate::status::{FieldProblem, SCALING_FIELDS, ScalingPatch, ScalingRejected}
 /// The field name problems with the body as a whole are reported under.
 pub const BODY: &str = "body";
 
+/// The field of `PUT /v1/producers`.
+pub const RATE: &str = "rate";
+
 /// Reads a patch from a request body.
 pub fn parse_patch(body: &[u8]) -> Result<ScalingPatch, ScalingRejected> {
+    from_fields(&object(body, r#"{"scale_up_lag": 1000}"#)?)
+}
+
+/// Reads the body of `PUT /v1/producers`: `{"rate": R}`, events per second per producer
+/// task. The rate is required (there is nothing else to change) and must be a number; its
+/// range is the run loop's rule ([`crate::status::check_producer_rate`]).
+pub fn parse_rate(body: &[u8]) -> Result<f64, ScalingRejected> {
+    let fields = object(body, r#"{"rate": 2000}"#)?;
+    let mut problems: Vec<FieldProblem> = fields
+        .keys()
+        .filter(|name| name.as_str() != RATE)
+        .map(|name| FieldProblem {
+            field: name.clone(),
+            message: if name.to_ascii_lowercase().contains(RATE) {
+                format!("unknown field {name:?}; did you mean \"rate\"?")
+            } else {
+                format!(
+                    "unknown field {name:?}; the only field is \"rate\" (events per second per producer task)"
+                )
+            },
+        })
+        .collect();
+    let rate = match fields.get(RATE) {
+        None | Some(Value::Null) => {
+            problems.insert(
+                0,
+                FieldProblem {
+                    field: RATE.to_owned(),
+                    message: "rate is required: events per second per producer task, such as {\"rate\": 2000} (0 pauses)".to_owned(),
+                },
+            );
+            None
+        }
+        Some(value) => match value.as_f64() {
+            Some(rate) => Some(rate),
+            None => {
+                problems.insert(
+                    0,
+                    FieldProblem {
+                        field: RATE.to_owned(),
+                        message: format!(
+                            "rate must be a number of events per second per producer task, not {}",
+                            shown(value)
+                        ),
+                    },
+                );
+                None
+            }
+        },
+    };
+    match rate {
+        Some(rate) if problems.is_empty() => Ok(rate),
+        _ => Err(ScalingRejected { problems }),
+    }
+}
+
+/// The body as a JSON object, or the problem with it as a whole; `example` shows what to send.
+fn object(body: &[u8], example: &str) -> Result<Map<String, Value>, ScalingRejected> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         rejected(
             BODY,
             if body.iter().all(u8::is_ascii_whitespace) {
-                "the body is empty; send a JSON object with the fields to change, such as {\"scale_up_lag\": 1000}".to_owned()
+                format!("the body is empty; send a JSON object with the fields to change, such as {example}")
             } else {
                 format!("the body is not valid JSON: {e}")
             },
         )
     })?;
-    let Value::Object(fields) = value else {
-        return Err(rejected(
+    match value {
+        Value::Object(fields) => Ok(fields),
+        other => Err(rejected(
             BODY,
             format!(
-                "the body must be a JSON object such as {{\"scale_up_lag\": 1000}}, not {}",
-                kind(&value)
+                "the body must be a JSON object such as {example}, not {}",
+                kind(&other)
             ),
-        ));
-    };
-    from_fields(&fields)
+        )),
+    }
 }
 
 /// Reads a patch from the fields of a JSON object.
@@ -292,6 +354,72 @@ mod tests {
                 "{:?} lacks {message:?}",
                 got[0].1
             );
+        }
+    }
+
+    #[test]
+    fn a_rate_body_needs_exactly_a_numeric_rate() {
+        assert_eq!(parse_rate(br#"{"rate": 2500}"#), Ok(2500.0));
+        assert_eq!(parse_rate(br#"{"rate": 0.5}"#), Ok(0.5));
+        assert_eq!(
+            parse_rate(br#"{"rate": -3}"#),
+            Ok(-3.0),
+            "the range is the run loop's rule"
+        );
+        let problems = |body: &str| -> Vec<(String, String)> {
+            parse_rate(body.as_bytes())
+                .expect_err(body)
+                .problems
+                .into_iter()
+                .map(|p| (p.field, p.message))
+                .collect()
+        };
+        let cases: [(&str, &[(&str, &str)]); 7] = [
+            (
+                "",
+                &[(
+                    BODY,
+                    "the body is empty; send a JSON object with the fields to change, such as {\"rate\": 2000}",
+                )],
+            ),
+            (
+                "[1]",
+                &[(
+                    BODY,
+                    "must be a JSON object such as {\"rate\": 2000}, not an array",
+                )],
+            ),
+            ("{}", &[(RATE, "rate is required")]),
+            (r#"{"rate": null}"#, &[(RATE, "rate is required")]),
+            (
+                r#"{"rate": "fast"}"#,
+                &[(
+                    RATE,
+                    "rate must be a number of events per second per producer task, not \"fast\"",
+                )],
+            ),
+            (
+                r#"{"rates": 10}"#,
+                &[
+                    (RATE, "rate is required"),
+                    ("rates", "did you mean \"rate\"?"),
+                ],
+            ),
+            (
+                r#"{"rate": 10, "sensors": 5}"#,
+                &[("sensors", "the only field is \"rate\"")],
+            ),
+        ];
+        for (body, expected) in cases {
+            let got = problems(body);
+            assert_eq!(got.len(), expected.len(), "{body:?}: {got:?}");
+            for ((field, message), (want_field, want_message)) in got.iter().zip(expected) {
+                assert_eq!(field, want_field, "{body:?}");
+                assert!(
+                    message.contains(want_message),
+                    "{body:?}: {message:?} lacks {want_message:?}"
+                );
+            }
         }
     }
 

@@ -2,9 +2,10 @@
 //! views, and set the status codes DC/OS tooling expects.
 //!
 //! Handlers never block the run loop and never hold the snapshot across an `.await`: they
-//! clone the `Arc` out of the `watch` channel. The one write, `PUT /v1/scaling`, is parsed
-//! here (every field problem at once, see [`super::patch`]) and forwarded to the run loop,
-//! which validates, persists and answers; a loop that does not answer in time gives a 503.
+//! clone the `Arc` out of the `watch` channel. The two writes, `PUT /v1/scaling` and
+//! `PUT /v1/producers`, are parsed here (every field problem at once, see [`super::patch`])
+//! and forwarded to the run loop, which validates (and for thresholds persists) and answers;
+//! a loop that does not answer in time gives a 503.
 //! Every error, including axum's own rejections, unknown paths and wrong methods, is a JSON
 //! [`ErrorBody`] (never plain text or a 422).
 
@@ -21,7 +22,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::health::{HealthView, PlanView};
-use super::views::{DecisionsView, HistoryView, OffersView, StatusView, TasksView};
+use super::views::{DecisionsView, HistoryView, OffersView, ProducersView, StatusView, TasksView};
 use super::{metrics, page, patch};
 use crate::policy::ScalingConfig;
 use crate::status::{
@@ -63,6 +64,7 @@ pub fn router(state: RestState) -> Router {
         .route("/", get(get_page))
         .route("/v1/status", get(get_status))
         .route("/v1/scaling", get(get_scaling).put(put_scaling))
+        .route("/v1/producers", get(get_producers).put(put_producers))
         .route("/v1/tasks", get(get_tasks))
         .route("/v1/decisions", get(get_decisions))
         .route("/v1/history", get(get_history))
@@ -137,34 +139,104 @@ async fn put_scaling(
 ) -> Response {
     let body = match body {
         Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!(
-                    "the body is larger than {MAX_BODY_BYTES} bytes; a scaling change is a small JSON object"
-                ),
-            );
-        }
-        Err(rejection) => {
-            return refused(ScalingRejected {
-                problems: vec![FieldProblem {
-                    field: patch::BODY.to_owned(),
-                    message: format!("the body could not be read: {}", rejection.body_text()),
-                }],
-            });
-        }
+        Err(rejection) => return unreadable(&rejection, Write::Scaling),
     };
     // The content type is not checked: `curl -d` sends form encoding by default, and the
     // body either parses as the JSON object we need or gets a 400 saying why.
     let change = match patch::parse_patch(&body) {
         Ok(change) => change,
-        Err(rejected) => return refused(rejected),
+        Err(rejected) => return refused(Write::Scaling, rejected),
     };
     match forward(&state, "REST", change).await {
         Ok(config) => json(StatusCode::OK, &config),
-        Err(Forwarded::Rejected(rejected)) => refused(rejected),
-        Err(Forwarded::Unavailable(message)) => {
+        Err(failed) => failure(Write::Scaling, failed),
+    }
+}
+
+async fn get_producers(State(state): State<RestState>) -> Response {
+    json(StatusCode::OK, &ProducersView::of(&snapshot(&state)))
+}
+
+async fn put_producers(
+    State(state): State<RestState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return unreadable(&rejection, Write::ProducerRate),
+    };
+    let rate = match patch::parse_rate(&body) {
+        Ok(rate) => rate,
+        Err(rejected) => return refused(Write::ProducerRate, rejected),
+    };
+    match forward_rate(&state, "REST", rate).await {
+        // The loop answers after publishing the snapshot with the new rate.
+        Ok(rate) => json(
+            StatusCode::OK,
+            &ProducersView {
+                rate,
+                ..ProducersView::of(&snapshot(&state))
+            },
+        ),
+        Err(failed) => failure(Write::ProducerRate, failed),
+    }
+}
+
+/// The two writes, for their messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    /// `PUT /v1/scaling`.
+    Scaling,
+    /// `PUT /v1/producers`.
+    ProducerRate,
+}
+
+impl Write {
+    /// `scaling change`, `producer rate change`.
+    fn noun(self) -> &'static str {
+        match self {
+            Write::Scaling => "scaling change",
+            Write::ProducerRate => "producer rate change",
+        }
+    }
+
+    /// Where to look whether it was applied.
+    fn check(self) -> &'static str {
+        match self {
+            Write::Scaling => "GET /v1/scaling",
+            Write::ProducerRate => "GET /v1/producers",
+        }
+    }
+}
+
+/// The JSON error for the body of a write that is too large or could not be read.
+fn unreadable(rejection: &BytesRejection, write: Write) -> Response {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "the body is larger than {MAX_BODY_BYTES} bytes; a {} is a small JSON object",
+                write.noun()
+            ),
+        );
+    }
+    refused(
+        write,
+        ScalingRejected {
+            problems: vec![FieldProblem {
+                field: patch::BODY.to_owned(),
+                message: format!("the body could not be read: {}", rejection.body_text()),
+            }],
+        },
+    )
+}
+
+/// The answer for a write the run loop refused or did not answer.
+fn failure(write: Write, failed: Forwarded) -> Response {
+    match failed {
+        Forwarded::Rejected(rejected) => refused(write, rejected),
+        Forwarded::Unavailable(message) => {
             error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
         }
     }
@@ -189,14 +261,15 @@ fn logged(
 }
 
 /// A 400 listing every problem.
-fn refused(rejected: ScalingRejected) -> Response {
+fn refused(write: Write, rejected: ScalingRejected) -> Response {
     let count = rejected.problems.len();
     json(
         StatusCode::BAD_REQUEST,
         &ErrorBody {
             error: "bad_request",
             message: format!(
-                "the scaling change was refused ({count} problem{}): {rejected}",
+                "the {} was refused ({count} problem{}): {rejected}",
+                write.noun(),
                 if count == 1 { "" } else { "s" }
             ),
             problems: rejected.problems,
@@ -221,42 +294,65 @@ pub async fn forward(
     change: crate::status::ScalingPatch,
 ) -> Result<ScalingConfig, Forwarded> {
     let logged_change = change.clone();
-    let result = exchange(state, change).await;
+    let result = exchange(state, Write::Scaling, |reply| ApiRequest::SetScaling {
+        patch: change,
+        reply,
+    })
+    .await;
     logged(api, &logged_change, result)
 }
 
-async fn exchange(
+/// Sends a producer rate to the run loop and waits for its answer, as [`forward`] does;
+/// answers with the rate in force.
+pub async fn forward_rate(
     state: &RestState,
-    change: crate::status::ScalingPatch,
-) -> Result<ScalingConfig, Forwarded> {
+    api: &'static str,
+    rate: f64,
+) -> Result<f64, Forwarded> {
+    let result = exchange(state, Write::ProducerRate, |reply| {
+        ApiRequest::SetProducerRate { rate, reply }
+    })
+    .await;
+    match &result {
+        Ok(rate) => tracing::info!(api, rate, "producer rate change applied"),
+        Err(Forwarded::Rejected(rejected)) => {
+            tracing::info!(api, rate, problems = %rejected, "producer rate change refused");
+        }
+        Err(Forwarded::Unavailable(reason)) => {
+            tracing::warn!(api, rate, %reason, "producer rate change not answered by the run loop");
+        }
+    }
+    result
+}
+
+/// One request to the run loop and its answer, bounded by `request_timeout`.
+async fn exchange<T>(
+    state: &RestState,
+    write: Write,
+    request: impl FnOnce(oneshot::Sender<Result<T, ScalingRejected>>) -> ApiRequest,
+) -> Result<T, Forwarded> {
     let (reply, answer) = oneshot::channel();
     let timeout = state.request_timeout;
+    let check = write.check();
     let exchange = async {
-        state
-            .requests
-            .send(ApiRequest::SetScaling {
-                patch: change,
-                reply,
-            })
-            .await
-            .map_err(|_| {
-                Forwarded::Unavailable(
-                    "the scheduler is shutting down and takes no changes; try again when it is back"
-                        .to_owned(),
-                )
-            })?;
-        answer.await.map_err(|_| {
+        state.requests.send(request(reply)).await.map_err(|_| {
             Forwarded::Unavailable(
-                "the scheduler dropped the change without answering (it may be restarting); check GET /v1/scaling and try again".to_owned(),
+                "the scheduler is shutting down and takes no changes; try again when it is back"
+                    .to_owned(),
             )
+        })?;
+        answer.await.map_err(|_| {
+            Forwarded::Unavailable(format!(
+                "the scheduler dropped the change without answering (it may be restarting); check {check} and try again"
+            ))
         })
     };
     match tokio::time::timeout(timeout, exchange).await {
-        Ok(Ok(Ok(config))) => Ok(config),
+        Ok(Ok(Ok(value))) => Ok(value),
         Ok(Ok(Err(rejected))) => Err(Forwarded::Rejected(rejected)),
         Ok(Err(unavailable)) => Err(unavailable),
         Err(_) => Err(Forwarded::Unavailable(format!(
-            "the scheduler did not answer within {} s (it may be busy persisting state to ZooKeeper); check GET /v1/scaling and try again",
+            "the scheduler did not answer within {} s (it may be busy persisting state to ZooKeeper); check {check} and try again",
             timeout.as_secs_f64()
         ))),
     }
@@ -338,7 +434,7 @@ async fn not_found(uri: axum::http::Uri) -> Response {
 }
 
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
-    let allowed = if uri.path() == "/v1/scaling" {
+    let allowed = if ["/v1/scaling", "/v1/producers"].contains(&uri.path()) {
         "GET, PUT"
     } else {
         "GET"

@@ -1,5 +1,6 @@
 //! What the REST API shows: pure conversions from a [`StatusSnapshot`] to the JSON documents
-//! of `/v1/status`, `/v1/tasks`, `/v1/decisions`, `/v1/debug/offers` and `/v1/history`.
+//! of `/v1/status`, `/v1/tasks`, `/v1/decisions`, `/v1/producers`, `/v1/debug/offers` and
+//! `/v1/history`.
 //!
 //! The snapshot is the scheduler's internal view; these types are the API's contract, written
 //! down in `scheduler/api/openapi.json` and tested against it. Keeping them separate means an
@@ -47,10 +48,37 @@ pub struct StatusView {
     pub held_reason: Option<String>,
     /// The thresholds in force.
     pub scaling: ScalingConfig,
+    /// The simulated producers (none on a real cluster).
+    pub producers: ProducersView,
     /// The deploy plan in one line.
     pub plan: PlanSummary,
     /// The most recent decisions, newest first (at most [`STATUS_DECISIONS`]).
     pub decisions: Vec<DecisionView>,
+}
+
+/// `GET|PUT /v1/producers`: the producer tasks the scheduler runs (the sensor simulator of
+/// local runs and load tests) and their rate.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ProducersView {
+    /// Producer tasks configured (`FASTDATA_PRODUCER_COUNT`; 0 on a real cluster).
+    pub tasks: u32,
+    /// Events per second of each producer task; 0 means paused.
+    pub rate: f64,
+}
+
+impl ProducersView {
+    /// The producers of `snapshot`.
+    pub fn of(snapshot: &StatusSnapshot) -> ProducersView {
+        ProducersView {
+            tasks: snapshot.producer_tasks,
+            // The run loop only accepts finite rates; JSON could not carry another.
+            rate: if snapshot.producer_rate.is_finite() {
+                snapshot.producer_rate
+            } else {
+                0.0
+            },
+        }
+    }
 }
 
 /// The scheduler's phase, in words.
@@ -424,6 +452,7 @@ impl StatusView {
             sink: SinkView::of(snapshot),
             held_reason: snapshot.held_reason.clone(),
             scaling: snapshot.scaling.clone(),
+            producers: ProducersView::of(snapshot),
             plan: PlanSummary {
                 status: snapshot.plan,
                 message: snapshot.plan_message.clone(),

@@ -48,7 +48,7 @@ _dcos_fastdata() {
             if [[ $cur == -* ]]; then
                 __dcos_fastdata_reply --info --version --config-schema --help --name --url
             else
-                __dcos_fastdata_reply status scaling decisions
+                __dcos_fastdata_reply status scaling decisions producers
             fi
             ;;
         status)
@@ -71,6 +71,21 @@ _dcos_fastdata() {
             ;;
         decisions)
             __dcos_fastdata_reply --json --limit "${common[@]}"
+            ;;
+        producers)
+            if [[ $cur == -* ]]; then
+                __dcos_fastdata_reply --json "${common[@]}"
+            else
+                __dcos_fastdata_reply set-rate
+            fi
+            ;;
+        "producers set-rate" | "producers set-rate "*)
+            # The rate itself (a number) is not completed.
+            if [[ $cur == -* ]]; then
+                __dcos_fastdata_reply --json "${common[@]}"
+            else
+                COMPREPLY=()
+            fi
             ;;
         *)
             COMPREPLY=()
