@@ -504,9 +504,8 @@ Recent decisions (newest first, UTC)
         assert!(!status(&s).contains("Producers"));
         s.producers = one;
         assert!(
-            status(&s).contains(
-                "(backlog, messages)\nProducers  1 producer task · 2,500/s each\nSink"
-            ),
+            status(&s)
+                .contains("(backlog, messages)\nProducers  1 producer task · 2,500/s each\nSink"),
             "{}",
             status(&s)
         );

@@ -212,6 +212,7 @@ fn consumer(
     if let Some(n) = c.batch_size {
         config.batch_size = n;
     }
+    config.max_rate = c.max_rate;
     config.kafka_properties = kafka_properties(&c.kafka);
     config.stats_interval = WORKLOAD_STATS_INTERVAL;
     config
@@ -329,6 +330,7 @@ mod tests {
             grace_ms: 30_000,
             max_in_flight: Some(64),
             batch_size: None,
+            max_rate: None,
         }
     }
 
@@ -387,9 +389,11 @@ mod tests {
         assert_eq!(c.kafka_properties, vec![("linger.ms".into(), "5".into())]);
         assert_eq!(c.stats_interval, Duration::from_secs(1));
         assert_eq!(c.cassandra.local_dc, None);
+        assert_eq!(c.max_rate, None);
 
         let mut spec_with_dc = consumer_spec();
         spec_with_dc.cassandra.local_dc = Some("dc-east".into());
+        spec_with_dc.max_rate = Some(1_000.0);
         let plan = plan_spec(&spec(Workload::Consumer(spec_with_dc)), &sandbox(), &no_env).unwrap();
         let WorkloadPlan::Consumer(c) = plan.workload else {
             panic!("not a consumer")
@@ -399,6 +403,7 @@ mod tests {
             Some("dc-east"),
             "requests go to that data center first"
         );
+        assert_eq!(c.max_rate, Some(1_000.0));
     }
 
     #[test]

@@ -138,6 +138,7 @@ async fn bad_task_data_and_a_failing_workload_fail_with_the_reason() {
         grace_ms: 5_000,
         max_in_flight: None,
         batch_size: None,
+        max_rate: None,
     }));
     launch(
         &mut s,

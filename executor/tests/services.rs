@@ -57,6 +57,7 @@ fn consumer_spec(name: &str) -> Vec<u8> {
         grace_ms: 20_000,
         max_in_flight: Some(32),
         batch_size: Some(200),
+        max_rate: None,
     }));
     spec.stats_interval_ms = 500;
     spec.to_json()

@@ -179,6 +179,9 @@ pub struct ConsumerSpec {
     /// Most messages per poll (`None`: the workload's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<usize>,
+    /// Most messages handled per second (`None`: no cap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rate: Option<f64>,
 }
 
 fn default_stats_interval_ms() -> u64 {
@@ -357,6 +360,12 @@ impl TaskSpec {
                 }
                 if c.batch_size == Some(0) {
                     return Err(SpecError::new("workload.batch_size", "use 1 or more"));
+                }
+                if c.max_rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+                    return Err(SpecError::new(
+                        "workload.max_rate",
+                        "use messages per second above 0, or leave it out for no cap",
+                    ));
                 }
             }
             Workload::CassandraCheck(c) => check_cassandra("workload", c)?,
@@ -553,6 +562,7 @@ mod tests {
             grace_ms: 30_000,
             max_in_flight: None,
             batch_size: None,
+            max_rate: None,
         }))
     }
 

@@ -214,6 +214,11 @@ pub struct SchedulerArgs {
     /// Most messages a consumer task takes per poll [default: the consumer's own, 500].
     #[arg(long, env = "FASTDATA_CONSUMER_BATCH_SIZE")]
     pub consumer_batch_size: Option<usize>,
+    /// Most messages one consumer task handles per second [default: no cap]. For a sink that
+    /// must not be pushed harder per consumer, and for demos on one machine, where a local
+    /// Cassandra is faster than any real one.
+    #[arg(long, env = "FASTDATA_CONSUMER_MAX_RATE")]
+    pub consumer_max_rate: Option<f64>,
     /// Most consumer slots on one agent (0: no limit).
     #[arg(long, env = "FASTDATA_MAX_CONSUMERS_PER_AGENT", default_value_t = 1)]
     pub max_consumers_per_agent: u32,
@@ -426,6 +431,8 @@ pub struct TasksConfig {
     pub consumer_max_in_flight: Option<usize>,
     /// Its messages per poll (`None`: the workload's default).
     pub consumer_batch_size: Option<usize>,
+    /// Its messages per second (`None`: no cap).
+    pub consumer_max_rate: Option<f64>,
     /// Most consumer slots per agent (`None`: no limit).
     pub max_consumers_per_agent: Option<u32>,
     /// Spread consumer slots across zones.
@@ -775,6 +782,12 @@ impl SchedulerArgs {
             self.executor_mem,
             &mut problems,
         );
+        if self
+            .consumer_max_rate
+            .is_some_and(|r| !(r.is_finite() && r > 0.0))
+        {
+            problems.push("FASTDATA_CONSUMER_MAX_RATE must be messages per second above 0 (leave it unset for no cap)".into());
+        }
         if self.consumer_max_in_flight == Some(0) || self.consumer_batch_size == Some(0) {
             problems.push("FASTDATA_CONSUMER_MAX_IN_FLIGHT and FASTDATA_CONSUMER_BATCH_SIZE must be at least 1 when set".into());
         }
@@ -873,6 +886,7 @@ impl SchedulerArgs {
                 consumer_grace_period: self.consumer_grace_period,
                 consumer_max_in_flight: self.consumer_max_in_flight,
                 consumer_batch_size: self.consumer_batch_size,
+                consumer_max_rate: self.consumer_max_rate,
                 max_consumers_per_agent: (self.max_consumers_per_agent > 0)
                     .then_some(self.max_consumers_per_agent),
                 spread_zones: self.spread_zones,

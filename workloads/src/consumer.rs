@@ -61,6 +61,7 @@ use crate::dead_letter::{DeadLetter, DeadLetterStore};
 use crate::event::{SensorReading, parse_reading};
 use crate::kafka::log_to_tracing;
 use crate::offsets::{OffsetTracker, Ticket};
+use crate::pacing::{Pacer, TargetRate};
 use crate::window::RollingWindow;
 
 /// Default consumer group.
@@ -91,6 +92,11 @@ pub struct ConsumerConfig {
     pub max_in_flight: usize,
     /// Most messages taken from Kafka per poll, and most waiting for a write slot.
     pub batch_size: usize,
+    /// Most messages handled per second (`None`: as fast as Cassandra takes them). A cap on
+    /// what one consumer does, like a sink slower than a local Cassandra: demos and tests on
+    /// one machine use it to make a burst need several consumers. Held back messages wait in
+    /// Kafka (the partitions are paused), not in memory.
+    pub max_rate: Option<f64>,
     /// How long a graceful stop may take in total.
     pub grace_period: Duration,
     /// How often stored offsets are committed (`auto.commit.interval.ms`).
@@ -124,6 +130,7 @@ impl ConsumerConfig {
             spool_dir: spool_dir.into(),
             max_in_flight: 256,
             batch_size: 500,
+            max_rate: None,
             grace_period: Duration::from_secs(30),
             commit_interval: Duration::from_secs(1),
             session_timeout: Duration::from_secs(10),
@@ -157,6 +164,11 @@ impl ConsumerConfig {
         }
         if self.batch_size == 0 {
             return fail("--batch-size must be at least 1".into());
+        }
+        if let Some(rate) = self.max_rate {
+            TargetRate::PerSecond(rate)
+                .validate()
+                .map_err(|e| ConsumerError::Config(format!("--max-rate: {e}")))?;
         }
         if self.grace_period < Duration::from_secs(1) {
             return fail("--grace-period must be at least 1s".into());
@@ -745,6 +757,8 @@ struct Sink {
     write_errors: u64,
     rebalances: u64,
     dead_letter_log_budget: u32,
+    /// The `max_rate` schedule, if there is one.
+    pacer: Option<Pacer>,
 }
 
 impl Sink {
@@ -754,6 +768,7 @@ impl Sink {
         dead_letter_store: DeadLetterStore,
         started: Instant,
     ) -> Self {
+        let config_rate = config.max_rate;
         Sink {
             config,
             stats_tx,
@@ -775,6 +790,7 @@ impl Sink {
             write_errors: 0,
             rebalances: 0,
             dead_letter_log_budget: 10,
+            pacer: config_rate.map(|rate| Pacer::new(TargetRate::PerSecond(rate), started)),
         }
     }
 
@@ -918,11 +934,18 @@ impl Sink {
                 self.backlog_since.map_or(Duration::ZERO, |s| now - s),
             );
             self.set_paused(&consumer, flow.pause);
+            // Held back by `max_rate`: wake up when the next message may start.
+            let paced = self
+                .pacer
+                .as_ref()
+                .and_then(Pacer::next_due)
+                .filter(|_| !self.waiting.is_empty());
             let event = tokio::select! {
                 biased;
                 () = shutdown.as_mut() => Event::Shutdown,
                 () = consumer.context().news.notified() => Event::News,
                 Some(done) = self.in_flight.next(), if !self.in_flight.is_empty() => Event::Done(done),
+                () = tokio::time::sleep_until(paced.unwrap_or(now)), if paced.is_some() => Event::News,
                 message = consumer.recv(), if flow.poll => Event::Message(message),
                 _ = stats_tick.tick() => Event::Tick,
             };
@@ -1008,15 +1031,24 @@ impl Sink {
     }
 
     fn start_waiting(&mut self, table: &Arc<ReadingsTable>) {
+        let now = Instant::now();
         while may_start(
             self.in_flight.len(),
             self.config.max_in_flight,
             self.health.is_healthy(),
         ) {
+            if let Some(pacer) = &mut self.pacer
+                && pacer.due(now) == 0
+            {
+                break;
+            }
             let Some(message) = self.waiting.pop_front() else {
                 break;
             };
             self.start(table, &message);
+            if let Some(pacer) = &mut self.pacer {
+                pacer.release(1);
+            }
         }
         if self.waiting.len() < self.config.batch_size {
             self.backlog_since = None;

@@ -62,6 +62,7 @@ fn consumer() -> Vec<u8> {
         grace_ms: 30_000,
         max_in_flight: None,
         batch_size: None,
+        max_rate: None,
     }))
     .to_json()
 }

@@ -124,6 +124,7 @@ impl TaskTemplate {
                         .as_millis() as u64,
                     max_in_flight: self.tasks.consumer_max_in_flight,
                     batch_size: self.tasks.consumer_batch_size,
+                    max_rate: self.tasks.consumer_max_rate,
                 })
             }
             SlotKind::Producer => Workload::Producer(ProducerSpec {
@@ -333,6 +334,7 @@ pub(crate) mod tests {
                 },
                 consumer_grace_period: Duration::from_secs(30),
                 consumer_max_in_flight: None,
+                consumer_max_rate: None,
                 consumer_batch_size: None,
                 max_consumers_per_agent: Some(1),
                 spread_zones: true,

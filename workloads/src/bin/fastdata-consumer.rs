@@ -55,6 +55,9 @@ struct Args {
     /// Most writes in flight at once.
     #[arg(long, env = "FASTDATA_MAX_IN_FLIGHT", default_value_t = 256)]
     max_in_flight: usize,
+    /// Most messages handled per second [default: no cap].
+    #[arg(long, env = "FASTDATA_MAX_RATE")]
+    max_rate: Option<f64>,
     /// Most messages taken per poll (and waiting for a write slot).
     #[arg(long, env = "FASTDATA_BATCH_SIZE", default_value_t = 500)]
     batch_size: usize,
@@ -97,6 +100,7 @@ async fn main() -> ExitCode {
     config.cassandra.request_timeout = args.request_timeout;
     args.cassandra.apply(&mut config.cassandra);
     config.max_in_flight = args.max_in_flight;
+    config.max_rate = args.max_rate;
     config.batch_size = args.batch_size;
     config.grace_period = args.grace_period;
     config.commit_interval = args.commit_interval;
