@@ -12,16 +12,15 @@ use fastdata_proto::duration::parse_duration;
 
 use super::schedule::Schedule;
 
-/// Default events per second in the steady phases: about 70% of what one consumer reads with
-/// the default fetch bound (measured on the 2-core development machine: 1,040-1,130 events/s
-/// with `--consumer-fetch-kb 16`), so one consumer keeps up.
+/// Default events per second in the steady phases: 75% of what one consumer handles with the
+/// default rate cap, so one consumer keeps up.
 pub const DEFAULT_RATE: f64 = 750.0;
-/// Default events per second during the burst: two consumers read about 2,200/s, so the burst
-/// needs three; 2,800 rows/s is well within what the machine sustains end to end
-/// (6,000-7,000).
+/// Default events per second during the burst: two capped consumers handle 2,000/s, so the
+/// burst needs three (four while its backlog drains); 2,800 rows/s is well within what the
+/// 2-core development machine sustains end to end (6,000-7,000).
 pub const DEFAULT_BURST_RATE: f64 = 2800.0;
-/// Default bound on what one consumer reads from Kafka per 100 ms, KB.
-pub const DEFAULT_FETCH_KB: u32 = 16;
+/// Default cap on what one consumer handles per second (`FASTDATA_CONSUMER_MAX_RATE`).
+pub const DEFAULT_CONSUMER_RATE: f64 = 1_000.0;
 /// Default length of the phase after the burst.
 pub const DEFAULT_RECOVER: Duration = Duration::from_secs(120);
 /// The scheduler's lag monitor measures rates over 30 s; proportional scaling needs one full
@@ -70,20 +69,18 @@ pub struct DemoArgs {
     /// devcluster agents (each runs at most one consumer).
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub agents: usize,
-    /// Cassandra writes in flight per consumer: bounds what one consumer writes per second,
-    /// so that the burst needs several consumers at rates this machine sustains.
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    /// Most events one consumer handles per second (the scheduler's
+    /// FASTDATA_CONSUMER_MAX_RATE): a local Cassandra takes 3,400-6,000 rows/s from a single
+    /// consumer, about what this whole machine sustains, so without a cap no burst it can
+    /// produce would need a second consumer. 0 lifts the cap.
+    #[arg(long, default_value_t = DEFAULT_CONSUMER_RATE, value_name = "EVENTS/S")]
+    pub consumer_rate: f64,
+    /// Cassandra writes in flight per consumer.
+    #[arg(long, default_value_t = 16, value_name = "N")]
     pub max_in_flight: usize,
     /// Messages a consumer takes per poll (and holds waiting for a write slot).
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub batch_size: usize,
-    /// A consumer reads at most about N KB from Kafka per 100 ms, about 65 events/s per KB
-    /// (librdkafka's queued.max.messages.kbytes, fetch.max.bytes and fetch.queue.backoff.ms,
-    /// and a 100 ms producer linger so that a KB holds as many events at every rate; passed
-    /// with FASTDATA_KAFKA_PROPERTIES). One write at a time alone still lets a consumer write
-    /// 3,400-6,000 rows/s here, about what the whole machine sustains; 0 lifts the bound.
-    #[arg(long, default_value_t = DEFAULT_FETCH_KB, value_name = "KB")]
-    pub consumer_fetch_kb: u32,
     /// At the end, how long the consumers may drain after the producer is paused.
     #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
     pub drain_timeout: Duration,
@@ -120,8 +117,8 @@ pub struct DemoPlan {
     pub max_in_flight: usize,
     /// Messages per poll.
     pub batch_size: usize,
-    /// KB a consumer reads per 100 ms; 0: unbounded.
-    pub consumer_fetch_kb: u32,
+    /// Events per second one consumer handles; 0: no cap.
+    pub consumer_rate: f64,
     /// Drain bound at the end.
     pub drain_timeout: Duration,
     /// Keep the topic, keyspace and ZooKeeper state.
@@ -209,10 +206,10 @@ impl DemoArgs {
                 self.batch_size
             ));
         }
-        if self.consumer_fetch_kb > 100_000 {
+        if !(self.consumer_rate.is_finite() && (0.0..=MAX_RATE).contains(&self.consumer_rate)) {
             return Err(format!(
-                "--consumer-fetch-kb {} is not usable; give 1 to 100000 KB per 100 ms, or 0 for no bound",
-                self.consumer_fetch_kb
+                "--consumer-rate {} is not usable; give events per second up to 1000000, or 0 for no cap",
+                self.consumer_rate
             ));
         }
         if self.drain_timeout > Duration::from_secs(600) {
@@ -230,7 +227,7 @@ impl DemoArgs {
             max_consumers,
             max_in_flight: self.max_in_flight,
             batch_size: self.batch_size,
-            consumer_fetch_kb: self.consumer_fetch_kb,
+            consumer_rate: self.consumer_rate,
             drain_timeout: self.drain_timeout,
             keep_data: self.keep_data,
             plain: self.plain,
@@ -249,8 +246,6 @@ impl DemoPlan {
             ("FASTDATA_PRODUCER_COUNT", "1".to_owned()),
             ("FASTDATA_PRODUCER_RATE", number(steady)),
             ("FASTDATA_PARTITIONS", self.partitions.to_string()),
-            // A consumer writes at most this many rows at once: its throughput is bounded by
-            // design, not by what the machine has left.
             (
                 "FASTDATA_CONSUMER_MAX_IN_FLIGHT",
                 self.max_in_flight.to_string(),
@@ -285,37 +280,12 @@ impl DemoPlan {
             // Workload stats (sink health, rows written) every 2 s instead of 5 s.
             ("FASTDATA_STATS_INTERVAL", "2s".to_owned()),
         ];
-        if self.consumer_fetch_kb > 0 {
-            settings.push((
-                "FASTDATA_KAFKA_PROPERTIES",
-                fetch_bound(self.consumer_fetch_kb),
-            ));
+        if self.consumer_rate > 0.0 {
+            // A consumer's throughput bounded by design, not by what the machine has left.
+            settings.push(("FASTDATA_CONSUMER_MAX_RATE", number(self.consumer_rate)));
         }
         settings
     }
-}
-
-/// librdkafka properties that bound what one consumer reads to about `kb` KB per 100 ms,
-/// whatever its partitions: a fetch returns at most `kb` KB, and once the consumer's
-/// pre-fetch queue (one queue per consumer instance) holds `kb` KB, the next fetch waits
-/// 100 ms. A record batch costs ~60 bytes besides its records (~120 bytes each), so the
-/// producer lingers 100 ms (default 5 ms) to fill its batches at every rate: otherwise a KB
-/// holds a third fewer events at 750/s (one record per batch) than at 3,000/s.
-/// `message.max.bytes` must not exceed `fetch.max.bytes`. Every Kafka client gets these
-/// properties (`FASTDATA_KAFKA_PROPERTIES`); each ignores, with one configuration warning in
-/// its log, those of the other kind.
-fn fetch_bound(kb: u32) -> String {
-    let bytes = u64::from(kb) * 1024;
-    [
-        format!("queued.max.messages.kbytes={kb}"),
-        "queued.min.messages=1".to_owned(),
-        "fetch.queue.backoff.ms=100".to_owned(),
-        format!("fetch.max.bytes={bytes}"),
-        format!("max.partition.fetch.bytes={bytes}"),
-        format!("message.max.bytes={bytes}"),
-        "linger.ms=100".to_owned(),
-    ]
-    .join(",")
 }
 
 /// A rate or count as the scheduler's flags read it: no fraction when there is none.
@@ -364,7 +334,7 @@ mod tests {
         );
         assert_eq!(plan.schedule.total(), Duration::from_secs(240));
         assert_eq!(plan.max_consumers, 5, "5 agents, 6 partitions");
-        assert_eq!(plan.consumer_fetch_kb, DEFAULT_FETCH_KB);
+        assert_eq!(plan.consumer_rate, DEFAULT_CONSUMER_RATE);
         assert!(!plan.keep_data && !plan.plain);
     }
 
@@ -421,10 +391,7 @@ mod tests {
                 &["--drain-timeout", "1h"],
                 "--drain-timeout 3600 s is too long",
             ),
-            (
-                &["--consumer-fetch-kb", "200000"],
-                "--consumer-fetch-kb 200000 is not usable",
-            ),
+            (&["--consumer-rate=-5"], "--consumer-rate -5 is not usable"),
         ];
         for (args, expected) in cases {
             let problem = plan(args).expect_err(expected);
@@ -460,7 +427,7 @@ mod tests {
             "--max-in-flight",
             "--keep-services",
             "--drain-timeout",
-            "--consumer-fetch-kb",
+            "--consumer-rate",
         ] {
             assert!(text.contains(option), "--help lacks {option}");
         }
@@ -493,18 +460,15 @@ mod tests {
         assert_eq!(get("FASTDATA_CONSUMER_MAX_IN_FLIGHT"), "2");
         assert_eq!(get("FASTDATA_SCALE_UP_LAG"), "1600");
         assert_eq!(get("FASTDATA_SCALE_DOWN_LAG"), "400");
-        assert_eq!(
-            get("FASTDATA_KAFKA_PROPERTIES"),
-            "queued.max.messages.kbytes=16,queued.min.messages=1,fetch.queue.backoff.ms=100,fetch.max.bytes=16384,max.partition.fetch.bytes=16384,message.max.bytes=16384,linger.ms=100"
-        );
+        assert_eq!(get("FASTDATA_CONSUMER_MAX_RATE"), "1000");
         let keys: std::collections::BTreeSet<&str> = settings.iter().map(|(k, _)| *k).collect();
         assert_eq!(keys.len(), settings.len(), "no variable set twice");
-        let unbounded = plan_of(&["--consumer-fetch-kb", "0"]).scheduler_settings();
+        let unbounded = plan_of(&["--consumer-rate", "0"]).scheduler_settings();
         assert!(
             unbounded
                 .iter()
-                .all(|(k, _)| *k != "FASTDATA_KAFKA_PROPERTIES"),
-            "0 lifts the fetch bound"
+                .all(|(k, _)| *k != "FASTDATA_CONSUMER_MAX_RATE"),
+            "0 lifts the cap"
         );
     }
 }
