@@ -18,6 +18,11 @@ use crate::policy::{DecisionRecord, ScalingConfig};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Phase {
+    /// Connecting to ZooKeeper, taking the lock and loading the framework's state.
+    Starting {
+        /// Why the last attempt to reach ZooKeeper failed, if one did.
+        last_error: Option<String>,
+    },
     /// Another scheduler instance holds the ZooKeeper lock; this one waits.
     WaitingForLock,
     /// Subscribing to the Mesos master (or re-subscribing after a disconnection).
@@ -207,7 +212,7 @@ impl StatusSnapshot {
         StatusSnapshot {
             service_name: service_name.to_owned(),
             at_unix_ms: 0,
-            phase: Phase::WaitingForLock,
+            phase: Phase::Starting { last_error: None },
             framework_id: None,
             master: None,
             lag: None,

@@ -74,7 +74,8 @@ impl HealthView {
         let phase = PhaseView::of(&snapshot.phase);
         let (status, message) = match &snapshot.phase {
             Phase::Fatal { .. } => (ServiceStatus::ServiceUnavailable, phase.message.clone()),
-            Phase::WaitingForLock
+            Phase::Starting { .. }
+            | Phase::WaitingForLock
             | Phase::Subscribing {
                 last_error: None, ..
             } => (ServiceStatus::Initializing, phase.message.clone()),
@@ -371,6 +372,12 @@ mod tests {
             remedy: "delete /dcos-service-fastdata/FrameworkID and restart".into(),
         };
         let cases = [
+            (
+                Phase::Starting { last_error: None },
+                InProgress,
+                0,
+                (318, S::Initializing),
+            ),
             (Phase::WaitingForLock, InProgress, 0, (318, S::Initializing)),
             (
                 Phase::Subscribing { last_error: None },

@@ -247,6 +247,7 @@ pub fn render(snapshot: &StatusSnapshot) -> String {
     );
     let current = super::views::PhaseView::of(&snapshot.phase).state;
     for phase in [
+        "starting",
         "waiting_for_lock",
         "subscribing",
         "reconciling",

@@ -84,7 +84,7 @@ impl ProducersView {
 /// The scheduler's phase, in words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PhaseView {
-    /// `waiting_for_lock`, `subscribing`, `reconciling`, `running`, `fatal`, `uninstalling`
+    /// `starting`, `waiting_for_lock`, `subscribing`, `reconciling`, `running`, `fatal`, `uninstalling`
     /// or `uninstalled`.
     pub state: &'static str,
     /// What it is doing, in a sentence.
@@ -466,6 +466,18 @@ impl PhaseView {
     /// The view of `phase`.
     pub fn of(phase: &Phase) -> PhaseView {
         let (state, message, remedy) = match phase {
+            Phase::Starting { last_error: None } => (
+                "starting",
+                "starting: connecting to ZooKeeper and loading the framework's state".to_owned(),
+                None,
+            ),
+            Phase::Starting {
+                last_error: Some(error),
+            } => (
+                "starting",
+                format!("starting: ZooKeeper cannot be reached yet ({error}); retrying"),
+                None,
+            ),
             Phase::WaitingForLock => (
                 "waiting_for_lock",
                 "waiting for the ZooKeeper lock: another scheduler instance of this service is active".to_owned(),

@@ -138,7 +138,7 @@ pub async fn run(
             Ok(store) => break store,
             Err(e) => {
                 tracing::error!(error = %e, "ZooKeeper not available; retrying in 5 s");
-                publish_phase(Phase::Subscribing {
+                publish_phase(Phase::Starting {
                     last_error: Some(e.to_string()),
                 });
                 tokio::select! {
@@ -153,9 +153,13 @@ pub async fn run(
         std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
         std::process::id()
     );
-    publish_phase(Phase::WaitingForLock);
+    publish_phase(Phase::Starting { last_error: None });
+    let on_wait = |holder: &str| {
+        tracing::warn!(holder, "another scheduler holds the lock; waiting");
+        publish_phase(Phase::WaitingForLock);
+    };
     let lock = tokio::select! {
-        lock = store.acquire_lock(&owner, |holder| tracing::warn!(holder, "another scheduler holds the lock; waiting")) => lock?,
+        lock = store.acquire_lock(&owner, on_wait) => lock?,
         () = stopped() => return Ok(()),
     };
     tracing::info!(root = store.root(), "holding the scheduler lock");

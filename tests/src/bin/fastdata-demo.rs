@@ -742,9 +742,7 @@ impl Driver<'_> {
     async fn warming_up(&self, status: &StatusReading) -> Option<String> {
         match status.phase.as_str() {
             "running" => {}
-            // The first phase of every scheduler; another instance of this run's service
-            // cannot exist.
-            "waiting_for_lock" | "" => {
+            "starting" | "waiting_for_lock" | "" => {
                 return Some("the scheduler to take its ZooKeeper lock".to_owned());
             }
             _ => {
