@@ -270,15 +270,31 @@ impl DevCluster {
 
     /// Stops serving, kills every process devcluster started, and removes the work
     /// directory if devcluster made it.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.shared.kill_all();
         self.shared.shutdown.send_replace(true);
-        for task in self.tasks {
+        for task in std::mem::take(&mut self.tasks) {
             task.abort();
             let _ = task.await;
         }
         if self.temporary {
             let _ = tokio::fs::remove_dir_all(&self.work_dir).await;
+        }
+    }
+}
+
+/// A cluster dropped without [`DevCluster::stop`] (a test that panicked, say) still kills its
+/// processes and removes its temporary work directory: sandboxes hold a copy of every fetched
+/// executor, and left behind they fill the disk.
+impl Drop for DevCluster {
+    fn drop(&mut self) {
+        self.shared.kill_all();
+        self.shared.shutdown.send_replace(true);
+        for task in &self.tasks {
+            task.abort();
+        }
+        if self.temporary {
+            let _ = std::fs::remove_dir_all(&self.work_dir);
         }
     }
 }
