@@ -6,9 +6,11 @@
 //! cannot reach a service fails with a message saying how to start it; it never passes
 //! silently.
 
+pub mod bare_driver;
 pub mod binaries;
 pub mod cluster;
 pub mod kafka;
+pub mod procfs;
 pub mod scheduler;
 
 use std::{
