@@ -52,6 +52,11 @@ fn bench_rows(config: &SimConfig, reports: &[SimReport]) {
         return;
     };
     let seconds = |t: Option<f64>| t.map_or("never".to_owned(), |s| format!("{s:.0} s"));
+    let decisions = |n: Option<usize>| match n {
+        Some(1) => "1 decision".to_owned(),
+        Some(n) => format!("{n} decisions"),
+        None => "not reached".to_owned(),
+    };
     let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
         _ => "-".to_owned(),
@@ -65,27 +70,21 @@ fn bench_rows(config: &SimConfig, reports: &[SimReport]) {
         config.consumer_capacity, config.partitions
     );
     println!(
-        "bench-row\tscale-up: time to the needed {} consumers after a 10x load step (lower is better)\tproportional: {} ({} decisions)\toriginal step rule: {} ({} decisions)\t{}\t{conditions}",
+        "bench-row\tscale-up: time to the needed {} consumers after a 10x load step (lower is better)\tproportional: {} ({})\toriginal step rule: {} ({})\t{}\t{conditions}",
         ours.needed_high,
         seconds(ours.time_to_needed_up),
-        ours.decisions_to_needed_up
-            .map_or("-".into(), |n| n.to_string()),
+        decisions(ours.decisions_to_needed_up),
         seconds(original.time_to_needed_up),
-        original
-            .decisions_to_needed_up
-            .map_or("-".into(), |n| n.to_string()),
+        decisions(original.decisions_to_needed_up),
         ratio(ours.time_to_needed_up, original.time_to_needed_up),
     );
     println!(
-        "bench-row\tscale-down: time back to {} consumers after the load drops (lower is better)\tproportional: {} ({} decisions)\toriginal step rule: {} ({} decisions)\t{}\t{conditions}; proportional scales down only after its {window} s stabilization window",
+        "bench-row\tscale-down: time back to {} consumers after the load drops (lower is better)\tproportional: {} ({})\toriginal step rule: {} ({})\t{}\t{conditions}; proportional scales down only after its {window} s stabilization window",
         ours.needed_low,
         seconds(ours.time_to_needed_down),
-        ours.decisions_to_needed_down
-            .map_or("-".into(), |n| n.to_string()),
+        decisions(ours.decisions_to_needed_down),
         seconds(original.time_to_needed_down),
-        original
-            .decisions_to_needed_down
-            .map_or("-".into(), |n| n.to_string()),
+        decisions(original.decisions_to_needed_down),
         ratio(ours.time_to_needed_down, original.time_to_needed_down),
     );
 }

@@ -238,6 +238,7 @@ async fn bench(options: Options) -> Result<()> {
     };
     let (ours, base) = (best(&ours_runs), best(&base_runs));
     let ratio = ours.time.as_secs_f64() / base.time.as_secs_f64();
+    let rounds = options.rounds;
     println!(
         "  best fastdata scheduler : {} (CPU {}, peak RSS {})",
         secs(ours.time),
@@ -252,12 +253,13 @@ async fn bench(options: Options) -> Result<()> {
     println!("  ratio fastdata / bare   : {ratio:.2}");
     println!("  scheduler logs: {}", logs.display());
     println!(
-        "bench-row\tlaunch: target change to all {slots} slots TASK_RUNNING (lower is better)\t{}; scheduler CPU {}, peak RSS {}\tbare protocol driver: {}; its CPU {}\t{ratio:.2}\t{slots} agents, noop tasks; executor RSS {} each (PSS {} for all {})",
+        "bench-row\tlaunch: target change to all {slots} slots TASK_RUNNING (lower is better)\t{}; scheduler CPU {}, peak RSS {}\tbare protocol driver: {}; its CPU {}\t{ratio:.2}\t{slots} agents, noop tasks, best of {rounds}; the scheduler decided the new target {} after the change (its next lag observation); executor RSS {} each (PSS {} for all {})",
         secs(ours.time),
         secs(ours.cpu),
         ours.peak_kib.map_or("-".into(), mib),
         secs(base.time),
         secs(base.cpu),
+        ours.decided.map_or("-".into(), secs),
         mib(ours.executors.rss_median_kib),
         gib(ours.executors.pss_total_kib),
         ours.executors.count,
