@@ -185,7 +185,10 @@ async fn run(
         );
     };
     line("ours, warm: KafkaOffsetSampler::sample", warm_median);
-    line("ours, cold: new client + first sample", median(cold));
+    line(
+        "ours, cold: new client + first sample",
+        median(cold.clone()),
+    );
     line(
         "naive: fetch_watermarks per partition (end offsets only)",
         median(naive),
@@ -195,7 +198,7 @@ async fn run(
         "  of which JVM start-up (ConsumerGroupCommand --version)",
         median(jvm.clone()),
     );
-    let tool_work = median(tool).saturating_sub(median(jvm));
+    let tool_work = median(tool.clone()).saturating_sub(median(jvm.clone()));
     line(
         "ConsumerGroupCommand --describe minus JVM start-up",
         tool_work,
@@ -203,6 +206,19 @@ async fn run(
     println!(
         "(turning a sample into an observation, CPU only: {} median)",
         ms(median(observe))
+    );
+    // The line `dev/bench` collects into its table (tab-separated: benchmark, fastdata,
+    // baseline, ratio, conditions). The ratio is against the tool as an operator runs it.
+    let tool_median = median(tool);
+    println!(
+        "bench-row\tlag sample, {partitions} partitions (lower is better)\t{} (warm; new client + first sample {})\tkafka-consumer-groups --describe: {} (of which JVM start-up {})\t{:.4} ({:.0}x faster)\tsame group, same run, lag equal on all {} committed partitions; 1 broker on loopback",
+        ms(warm_median),
+        ms(median(cold)),
+        ms(tool_median),
+        ms(median(jvm)),
+        warm_median.as_secs_f64() / tool_median.as_secs_f64(),
+        tool_median.as_secs_f64() / warm_median.as_secs_f64(),
+        described.len()
     );
     Ok(())
 }

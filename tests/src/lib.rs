@@ -9,11 +9,13 @@
 //! The crate also holds the local demo (`dev/demo`): its pure core in [`demo`], its I/O in the
 //! `fastdata-demo` binary, which reuses these helpers.
 
+pub mod bare_driver;
 pub mod binaries;
 pub mod cluster;
 pub mod demo;
 pub mod kafka;
 pub mod pipeline;
+pub mod procfs;
 pub mod scheduler;
 
 use std::{

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
@@ -334,5 +334,63 @@ impl SchedulerProcess {
             }
         })
         .await
+    }
+}
+
+/// The lines of a scheduler log that contain `needle`, with their timestamps (the log's
+/// lines start with an RFC 3339 UTC time, `2026-12-01T14:16:21.595897Z`). Lines without one
+/// are skipped.
+pub fn log_lines(log: &Path, needle: &str) -> Vec<(SystemTime, String)> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.contains(needle))
+        .filter_map(|line| {
+            let stamp = line.split_whitespace().next()?;
+            Some((parse_utc(stamp)?, line.to_owned()))
+        })
+        .collect()
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction]Z` as a time.
+pub fn parse_utc(stamp: &str) -> Option<SystemTime> {
+    let stamp = stamp.strip_suffix('Z')?;
+    let (date, time) = stamp.split_once('T')?;
+    let mut ymd = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (year, month, day) = (ymd.next()??, ymd.next()??, ymd.next()??);
+    let mut hms = time.splitn(3, ':');
+    let hours: u64 = hms.next()?.parse().ok()?;
+    let minutes: u64 = hms.next()?.parse().ok()?;
+    let seconds: f64 = hms.next()?.parse().ok()?;
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hours > 23 || minutes > 59 {
+        return None;
+    }
+    // Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = u64::try_from(era * 146_097 + doe - 719_468).ok()?;
+    let whole = days * 86_400 + hours * 3600 + minutes * 60;
+    Some(UNIX_EPOCH + Duration::from_secs(whole) + Duration::try_from_secs_f64(seconds).ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_timestamps_parse_as_utc() {
+        let at =
+            |s: &str| parse_utc(s).map(|t| t.duration_since(UNIX_EPOCH).unwrap().as_secs_f64());
+        assert_eq!(at("1970-01-01T00:00:00Z"), Some(0.0));
+        assert_eq!(at("2000-03-01T00:00:00Z"), Some(951_868_800.0));
+        let t = at("2026-12-01T14:16:21.595897Z").unwrap();
+        assert!((t - 1_796_134_581.595_897).abs() < 1e-5, "{t}");
+        assert_eq!(at("2026-12-01 14:16:21Z"), None);
+        assert_eq!(at("2026-13-01T14:16:21Z"), None);
+        assert_eq!(at("INFO"), None);
     }
 }

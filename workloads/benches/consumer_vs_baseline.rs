@@ -172,6 +172,14 @@ async fn bench() -> anyhow::Result<()> {
         "  ratio consumer / baseline                   : {:>10.2}",
         best_consumer / best_baseline
     );
+    // The line `dev/bench` collects into its table (tab-separated: benchmark, fastdata,
+    // baseline, ratio, conditions).
+    println!(
+        "bench-row\tconsumer throughput, Kafka to Cassandra (higher is better)\t{} rows/s\tbare Cassandra writer (same prepared INSERT, concurrency {concurrency}): {} rows/s\t{:.2}\t{events} readings, {partitions} partitions, one local Cassandra node, best of {rounds}",
+        thousands(best_consumer),
+        thousands(best_baseline),
+        best_consumer / best_baseline
+    );
 
     // Leave nothing behind.
     let mut admin = ClientConfig::new();
@@ -182,6 +190,19 @@ async fn bench() -> anyhow::Result<()> {
         .delete_topics(&[topic.as_str()], &rdkafka::admin::AdminOptions::new())
         .await;
     Ok(())
+}
+
+/// `1234567.8` as `1,234,568`.
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 async fn drop_keyspace(session: &scylla::client::session::Session, keyspace: &str) {

@@ -136,6 +136,14 @@ fn main() -> anyhow::Result<()> {
         "  ratio fastdata / Kafka         : {:>10.2}",
         best_ours / best_kafka
     );
+    // The line `dev/bench` collects into its table (tab-separated: benchmark, fastdata,
+    // baseline, ratio, conditions).
+    println!(
+        "bench-row\tproducer throughput (higher is better)\t{} records/s\tKafka ProducerPerformance: {} records/s\t{:.2}\t{events} records of {record_size} B, {partitions} partitions, acks=all, idempotent, best of {rounds}",
+        thousands(best_ours),
+        thousands(best_kafka),
+        best_ours / best_kafka
+    );
 
     // Leave no benchmark topics behind.
     let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
@@ -145,6 +153,19 @@ fn main() -> anyhow::Result<()> {
         &rdkafka::admin::AdminOptions::new(),
     ));
     Ok(())
+}
+
+/// `1234567.8` as `1,234,568`.
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Runs `ProducerPerformance` once; its records/s and its summary line.
