@@ -188,7 +188,7 @@ async fn the_page_of_a_scheduler_with_no_data_yet_renders_without_errors() {
     assert_eq!(text(&dom, "decision-count"), "0");
     assert_eq!(
         text(&dom, "summary"),
-        "waiting for lock · 0 of 0 consumers running · lag not measured yet"
+        "starting · 0 of 0 consumers running · lag not measured yet"
     );
     assert_eq!(text(&dom, "error"), "", "the refresh failed");
     let _ = std::fs::remove_dir_all(&profile);
