@@ -14,6 +14,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use fastdata_devcluster::{ClusterConfig, DevCluster, Fault, MasterAddress};
@@ -129,6 +130,18 @@ impl Run {
         }
     }
 
+    /// The ids of this stage's consumer tasks running on the cluster.
+    fn running_ids(&self) -> BTreeSet<String> {
+        running(
+            &self.stage.cluster.state(),
+            &self.framework_id,
+            &self.stage.consumer_prefix(),
+        )
+        .into_iter()
+        .map(|t| t.id)
+        .collect()
+    }
+
     /// Keeps observing for `span` (the load goes on).
     async fn hold(&mut self, span: Duration) {
         let until = Instant::now() + span;
@@ -208,7 +221,7 @@ async fn case(case: Case) -> Row {
     let brokers = kafka_brokers();
     let load = Load::start(&brokers, &run.stage.topic, STEADY, 20).await;
     run.hold(Duration::from_secs(10)).await;
-    let mut note = String::new();
+    let note: String;
     let fault_at = Instant::now();
     match case {
         Case::Burst => {
@@ -236,13 +249,25 @@ async fn case(case: Case) -> Row {
             note = format!("up to {during} consumers during the burst, back to 1");
         }
         Case::ConsumerKilled => {
+            let before = run.running_ids();
             let pid = consumer_executor_pid(&run.stage).expect("a consumer executor");
             nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
             )
             .expect("SIGKILL");
-            note = format!("executor pid {pid} killed");
+            // Convergence counts from the kill, but only once the cluster has seen the task
+            // die: until then the old task still looks running.
+            eventually(CONVERGE, "devcluster sees the killed task end", || async {
+                let now = run.running_ids();
+                if before.is_subset(&now) {
+                    Err(format!("still running: {now:?}"))
+                } else {
+                    Ok(())
+                }
+            })
+            .await;
+            note = format!("executor pid {pid} killed, its task replaced");
         }
         Case::AgentRemoved => {
             let state = run.stage.cluster.state();
@@ -267,14 +292,7 @@ async fn case(case: Case) -> Row {
             note = format!("agent {index} removed");
         }
         Case::SchedulerRestarted => {
-            let before: BTreeSet<String> = running(
-                &run.stage.cluster.state(),
-                &run.framework_id,
-                &run.stage.consumer_prefix(),
-            )
-            .into_iter()
-            .map(|t| t.id)
-            .collect();
+            let before = run.running_ids();
             run.scheduler.kill().await;
             run.hold_without_scheduler(Duration::from_secs(5)).await;
             run.scheduler = run.stage.scheduler("restarted").await;
@@ -284,14 +302,7 @@ async fn case(case: Case) -> Row {
                 "same framework id"
             );
             run.scheduler.health_becomes(200, CONVERGE).await;
-            let after: BTreeSet<String> = running(
-                &run.stage.cluster.state(),
-                &run.framework_id,
-                &run.stage.consumer_prefix(),
-            )
-            .into_iter()
-            .map(|t| t.id)
-            .collect();
+            let after = run.running_ids();
             assert!(
                 before.is_subset(&after),
                 "the running consumers were adopted: {before:?} → {after:?}"
@@ -310,9 +321,11 @@ async fn case(case: Case) -> Row {
                     leader: Some(MasterAddress::Standby),
                 })
                 .expect("leader changed");
+            note = "master restarted, then the standby elected (307)".into();
         }
         Case::KafkaRestarted => {
             services("restart", "kafka").await;
+            note = "the only broker restarted".into();
         }
         Case::CassandraOutage => {
             let before = run.observe().await["consumers"]["desired"]
@@ -341,7 +354,7 @@ async fn case(case: Case) -> Row {
                 .unwrap_or_else(|| {
                     panic!("no held reason named the failing sink; seen: {reasons:?}")
                 });
-            note = format!("held: {held}");
+            note = format!("held while down: {held}; after: scaled up to drain the backlog");
         }
     }
     // The load goes on after the fault until the group converged.
@@ -395,6 +408,13 @@ impl Run {
     async fn hold_without_scheduler(&mut self, span: Duration) {
         tokio::time::sleep(span).await;
     }
+}
+
+/// Prints past the test harness's output capture, so the test command shows the matrix even
+/// when every case passes.
+fn shown(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{text}");
 }
 
 fn table(rows: &[Row]) -> String {
@@ -469,11 +489,15 @@ async fn every_fault_loses_nothing_duplicates_nothing_and_converges() {
                 }
             }
         };
-        println!("{} done in {:.0?}", c.name(), started.elapsed());
+        shown(&format!("{} done in {:.0?}", c.name(), started.elapsed()));
         rows.push(row);
     }
     let table = table(&rows);
-    println!("\nfault matrix:\n{table}");
+    shown(&format!("\nfault matrix:\n{table}"));
+    let saved = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fault-matrix.md");
+    if std::fs::write(&saved, &table).is_ok() {
+        shown(&format!("(also in {})", saved.display()));
+    }
     let failed: Vec<String> = rows
         .iter()
         .filter(|r| r.failure.is_some() || r.audit.missing > 0 || r.audit.duplicate > 0)

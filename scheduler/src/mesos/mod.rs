@@ -7,7 +7,9 @@
 //! of [`MesosEvent::Subscribed`] in ZooKeeper and passes it back in
 //! [`ClientConfig::framework_id`] after a restart).
 //!
-//! ```ignore
+//! In outline, as the run loop uses it:
+//!
+//! ```text
 //! let info = framework_info(&config.framework, stored_id.as_deref());
 //! let (client, mut events) = MesosClient::start(ClientConfig::new(&config.framework, info, stored_id));
 //! while let Some(event) = events.recv().await {
