@@ -65,6 +65,8 @@ const HISTORY_SPAN: Duration = Duration::from_secs(3600);
 const HISTORY_STEP: Duration = Duration::from_secs(5);
 /// Decisions shown in the status (the full log is `/v1/decisions`).
 const RECENT_DECISIONS: usize = 20;
+/// The longest the published status lags the loop while Mesos events keep arriving.
+const SNAPSHOT_EVERY: Duration = Duration::from_millis(250);
 /// ZooKeeper writes in flight at once.
 const WRITES_IN_FLIGHT: usize = 64;
 
@@ -283,6 +285,7 @@ pub async fn run(
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut history_tick = tokio::time::interval(HISTORY_STEP);
     history_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut published_at = Instant::now();
     let stop = stopped();
     tokio::pin!(stop);
     let result = {
@@ -311,6 +314,7 @@ pub async fn run(
                         // The answer goes out only once the snapshot shows the change, so a
                         // GET right after the PUT reads the new value.
                         status_tx.send_replace(Arc::new(state.snapshot()));
+                        published_at = Instant::now();
                         reply.send();
                         continue;
                     }
@@ -318,7 +322,13 @@ pub async fn run(
                 _ = tick.tick() => state.on_tick().await,
                 _ = history_tick.tick() => state.sample_history(),
             }
-            status_tx.send_replace(Arc::new(state.snapshot()));
+            // A snapshot holds every task and partition, so building one per event is
+            // quadratic in a burst (1,000 launches bring ~3,000 events). One is built when the
+            // burst is drained, and at least every SNAPSHOT_EVERY while it lasts.
+            if events.is_empty() || published_at.elapsed() >= SNAPSHOT_EVERY {
+                status_tx.send_replace(Arc::new(state.snapshot()));
+                published_at = Instant::now();
+            }
             if let Some(e) = state.state_failure.take() {
                 break Err(RunError::State(e));
             }
