@@ -643,16 +643,7 @@ async fn ours_timed(
 async fn baseline(slots: usize, executor: &Path) -> Result<LaunchRun> {
     let cluster = cluster(slots).await?;
     let service = unique_name("bare");
-    let shape = TaskShape {
-        service: service.clone(),
-        role: format!("{service}-role"),
-        principal: format!("{service}-principal"),
-        executor_path: executor.display().to_string(),
-        task: TASK,
-        executor: EXECUTOR,
-        volume_driver: "pxd".into(),
-        grace: GRACE,
-    };
+    let shape = TaskShape::new(&service, executor, TASK, EXECUTOR, GRACE);
     let (news_tx, mut news) = mpsc::unbounded_channel();
     let (commands, commands_rx) = mpsc::unbounded_channel();
     let running = Arc::new(AtomicUsize::new(0));

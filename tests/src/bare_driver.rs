@@ -65,6 +65,27 @@ pub struct TaskShape {
 }
 
 impl TaskShape {
+    /// The shape the scheduler gives a consumer slot of `service` (role and principal named as
+    /// the DC/OS SDK names them, Portworx volume), with the executor at `executor_path`.
+    pub fn new(
+        service: &str,
+        executor_path: &std::path::Path,
+        task: (f64, f64),
+        executor: (f64, f64),
+        grace: Duration,
+    ) -> TaskShape {
+        TaskShape {
+            service: service.to_owned(),
+            role: format!("{service}-role"),
+            principal: format!("{service}-principal"),
+            executor_path: executor_path.display().to_string(),
+            task,
+            executor,
+            volume_driver: "pxd".into(),
+            grace,
+        }
+    }
+
     fn total(&self) -> (f64, f64) {
         (self.task.0 + self.executor.0, self.task.1 + self.executor.1)
     }

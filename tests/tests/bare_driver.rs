@@ -27,16 +27,13 @@ async fn the_bare_driver_launches_one_noop_executor_per_agent_after_the_first() 
         .await
         .expect("devcluster starts");
     let service = unique_name("bare");
-    let shape = TaskShape {
-        service: service.clone(),
-        role: format!("{service}-role"),
-        principal: format!("{service}-principal"),
-        executor_path: executor.display().to_string(),
-        task: (0.5, 128.0),
-        executor: (0.1, 64.0),
-        volume_driver: "pxd".into(),
-        grace: Duration::from_secs(3),
-    };
+    let shape = TaskShape::new(
+        &service,
+        &executor,
+        (0.5, 128.0),
+        (0.1, 64.0),
+        Duration::from_secs(3),
+    );
     let (news_tx, mut news) = tokio::sync::mpsc::unbounded_channel();
     let (commands, commands_rx) = tokio::sync::mpsc::unbounded_channel();
     let count = Arc::new(AtomicUsize::new(0));

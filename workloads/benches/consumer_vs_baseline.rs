@@ -22,6 +22,9 @@
 //! `FASTDATA_BENCH_EVENTS` (default 200,000) and `FASTDATA_BENCH_PARTITIONS` (default 6)
 //! change the size. Prints both rates and their ratio, and drops what it created.
 
+mod common;
+use common::thousands;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -190,19 +193,6 @@ async fn bench() -> anyhow::Result<()> {
         .delete_topics(&[topic.as_str()], &rdkafka::admin::AdminOptions::new())
         .await;
     Ok(())
-}
-
-/// `1234567.8` as `1,234,568`.
-fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 async fn drop_keyspace(session: &scylla::client::session::Session, keyspace: &str) {

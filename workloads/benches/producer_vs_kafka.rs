@@ -19,6 +19,9 @@
 //! `FASTDATA_BENCH_ROUNDS` (default 3; the two alternate and the best run of each counts)
 //! change the size. Prints every run, the best of each, and their ratio.
 
+mod common;
+use common::thousands;
+
 use std::process::Command;
 use std::time::Duration;
 
@@ -153,19 +156,6 @@ fn main() -> anyhow::Result<()> {
         &rdkafka::admin::AdminOptions::new(),
     ));
     Ok(())
-}
-
-/// `1234567.8` as `1,234,568`.
-fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Runs `ProducerPerformance` once; its records/s and its summary line.
