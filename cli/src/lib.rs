@@ -166,7 +166,7 @@ pub struct SetArgs {
     /// Let the group shrink when the backlog is below N messages.
     #[arg(long, value_name = "N")]
     pub scale_down_lag: Option<u64>,
-    /// Fewest consumers.
+    /// Fewest consumers (`--min 0 --max 0` pauses consumption: every consumer stops).
     #[arg(long = "min", visible_alias = "min-consumers", value_name = "N")]
     pub min: Option<u32>,
     /// Most consumers (the partition count caps it too).

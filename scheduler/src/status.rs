@@ -539,8 +539,8 @@ mod tests {
                     max_consumers: Some(0),
                     ..ScalingPatch::default()
                 },
-                vec!["max_consumers", "max_consumers"],
-                "max_consumers must be at least 1",
+                vec!["max_consumers"],
+                "min_consumers (1) must not exceed max_consumers (0); to pause consumption set min_consumers to 0 as well",
             ),
             (
                 ScalingPatch {

@@ -114,7 +114,7 @@ async fn set_scaling_applies_a_partial_change_and_refuses_bad_ones_by_field() {
     for part in [
         "cooldown_seconds: cooldown_secs must not be negative",
         "scale_down_lag: scale_down_lag (5000) must be below scale_up_lag (3000)",
-        "max_consumers: max_consumers must be at least 1",
+        "max_consumers: min_consumers (1) must not exceed max_consumers (0); to pause consumption set min_consumers to 0 as well",
     ] {
         assert!(message.contains(part), "{message:?} lacks {part:?}");
     }

@@ -1,6 +1,7 @@
-//! The scheduler on devcluster (issue 6 "Evidence"): slots follow commanded targets with their
-//! reservations and volumes, move off a removed agent with their volume, survive a scheduler
-//! SIGKILL without a duplicate launch, and uninstall leaves nothing behind.
+//! The scheduler on devcluster (issue 6 "Evidence"): slots follow commanded targets
+//! (0 → 5 → 2 → 0, the last a pause) with their reservations and volumes, move off a removed
+//! agent with their volume, survive a scheduler SIGKILL without a duplicate launch, and
+//! uninstall leaves nothing behind.
 //!
 //! The scheduler and its executors run as real processes; devcluster plays Mesos; ZooKeeper
 //! and Kafka are the real ones of `dev/services`. Consumer slots run the `noop` workload here
@@ -169,6 +170,40 @@ async fn slots_follow_targets_move_off_lost_agents_and_uninstall_leaves_nothing(
         std::fs::canonicalize(&volume_dir).unwrap(),
         "the same volume directory"
     );
+
+    // 2 → 0 (paused): every task killed and every reservation released; the volumes stay
+    // for the next time; the deploy plan is complete with nothing to run.
+    let (code, body) = scheduler
+        .put(
+            "/v1/scaling",
+            &json!({"min_consumers": 0, "max_consumers": 0}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    converged(&setup, &fw, 0, &scheduler).await;
+    assert_eq!(
+        docker_volumes(&setup.cluster.state()).len(),
+        5,
+        "volumes outlive a pause"
+    );
+    let status = eventually(WAIT, "the status shows the pause", || async {
+        let (_, status) = scheduler.get("/v1/status").await;
+        let (plan, _) = scheduler.get("/v1/plans/deploy").await;
+        // Decisions are listed newest first.
+        let paused = status["decisions"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("paused"))
+            && status["held_reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("paused"));
+        if plan == 200 && status["consumers"]["desired"] == 0 && paused {
+            Ok(status)
+        } else {
+            Err(format!("plan {plan}, {status}"))
+        }
+    })
+    .await;
+    assert_eq!(status["consumers"]["running"], 0, "{status}");
 
     // Uninstall: a restarted scheduler with SDK_UNINSTALL kills, unreserves, tears down,
     // deletes its ZooKeeper node, and reports the deploy plan complete.

@@ -40,9 +40,11 @@ pub struct ScalingConfig {
     /// Backlog below which the group may shrink (default 100). Between the two nothing
     /// changes.
     pub scale_down_lag: u64,
-    /// Fewest consumers (default 1).
+    /// Fewest consumers (default 1). 0 only together with `max_consumers` 0 (paused).
     pub min_consumers: u32,
-    /// Most consumers (default 10). The partition count caps it too.
+    /// Most consumers (default 10). The partition count caps it too. 0 (with
+    /// `min_consumers` 0) pauses consumption: every consumer is stopped and its resources
+    /// released, the lag is still measured, and nothing scales until the bounds are raised.
     pub max_consumers: u32,
     /// How often `step` mode may change the count (default 15 s, as the original).
     #[serde(rename = "step_interval_secs", with = "secs")]
@@ -97,16 +99,16 @@ pub enum ConfigError {
         /// scale_up_lag
         up: u64,
     },
-    /// No consumer at all.
-    #[error("max_consumers must be at least 1")]
-    MaxZero,
-    /// Scale to zero is not supported.
+    /// No consumer as a floor while consumers may run: scale to zero is not supported.
     #[error(
-        "min_consumers must be at least 1: with no consumer nothing is committed, and the policy could not measure how fast a consumer reads"
+        "min_consumers must be at least 1 (or 0 together with max_consumers 0, which pauses consumption): with no consumer nothing is committed, and the policy could not measure how fast a consumer reads"
     )]
     MinZero,
     /// Bounds inverted.
-    #[error("min_consumers ({min}) must not exceed max_consumers ({max})")]
+    #[error(
+        "min_consumers ({min}) must not exceed max_consumers ({max}){hint}",
+        hint = pause_hint(.max)
+    )]
     MinAboveMax {
         /// min_consumers
         min: u32,
@@ -138,7 +140,6 @@ impl ConfigError {
     pub fn field(&self) -> &'static str {
         match self {
             ConfigError::ScaleDownNotBelowScaleUp { .. } => "scale_down_lag",
-            ConfigError::MaxZero => "max_consumers",
             ConfigError::MinZero | ConfigError::MinAboveMax { .. } => "min_consumers",
             ConfigError::ZeroDuration { field } | ConfigError::DurationTooLong { field, .. } => {
                 field
@@ -161,7 +162,21 @@ impl fmt::Display for InvalidConfig {
 
 impl std::error::Error for InvalidConfig {}
 
+/// What an operator who sets `max_consumers` to 0 most likely wants.
+fn pause_hint(max: &u32) -> &'static str {
+    if *max == 0 {
+        "; to pause consumption set min_consumers to 0 as well"
+    } else {
+        ""
+    }
+}
+
 impl ScalingConfig {
+    /// Consumption is paused: `min_consumers` and `max_consumers` are both 0.
+    pub fn paused(&self) -> bool {
+        self.min_consumers == 0 && self.max_consumers == 0
+    }
+
     /// Checks every rule; returns all violations at once.
     pub fn validate(&self) -> Result<(), InvalidConfig> {
         let mut errors = Vec::new();
@@ -171,10 +186,7 @@ impl ScalingConfig {
                 up: self.scale_up_lag,
             });
         }
-        if self.max_consumers == 0 {
-            errors.push(ConfigError::MaxZero);
-        }
-        if self.min_consumers == 0 {
+        if self.min_consumers == 0 && !self.paused() {
             errors.push(ConfigError::MinZero);
         }
         if self.min_consumers > self.max_consumers {
@@ -294,11 +306,11 @@ mod tests {
             ),
             (
                 ScalingConfig {
-                    min_consumers: 0,
+                    min_consumers: 1,
                     max_consumers: 0,
                     ..d()
                 },
-                "max_consumers must be at least 1",
+                "min_consumers (1) must not exceed max_consumers (0)",
             ),
             (
                 ScalingConfig {
@@ -357,7 +369,6 @@ mod tests {
         let json = serde_json::to_value(ScalingConfig::default()).expect("serializes");
         let errors = [
             ConfigError::ScaleDownNotBelowScaleUp { down: 1, up: 1 },
-            ConfigError::MaxZero,
             ConfigError::MinZero,
             ConfigError::MinAboveMax { min: 2, max: 1 },
             ConfigError::ZeroDuration {
@@ -374,7 +385,6 @@ mod tests {
             fields,
             vec![
                 "scale_down_lag",
-                "max_consumers",
                 "min_consumers",
                 "min_consumers",
                 "step_interval_secs",

@@ -383,6 +383,14 @@ fn evaluate(
     current: u32,
     now: Instant,
 ) -> Decision {
+    if config.paused() {
+        let why = "paused: min_consumers and max_consumers are 0; raise them to consume again";
+        return if current == 0 {
+            Decision::hold(current, Some(Guard::AtLimit), why.to_owned())
+        } else {
+            Decision::change(current, 0, Some(Guard::AtLimit), why.to_owned())
+        };
+    }
     // Bounds first: they follow from the configuration, not from the lag.
     let partitions = (input.partitions > 0 && input.stale.is_none()).then_some(input.partitions);
     let upper = partitions.map_or(config.max_consumers, |p| p.min(config.max_consumers));

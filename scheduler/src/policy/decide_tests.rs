@@ -443,6 +443,31 @@ fn guards_in_every_mode() {
                 want: (5, ScaleUp, None),
                 reason: "3 consumers, fewer than min_consumers 5: scaling up to 5",
             },
+            Case {
+                name: "paused: down to 0 whatever the backlog",
+                config: |c| {
+                    c.min_consumers = 0;
+                    c.max_consumers = 0;
+                },
+                state: PolicyState::default,
+                input: |i| i.backlog = 50_000,
+                want: (0, ScaleDown, Some(Guard::AtLimit)),
+                reason: "paused: min_consumers and max_consumers are 0",
+            },
+            Case {
+                name: "paused with none running: hold at 0",
+                config: |c| {
+                    c.min_consumers = 0;
+                    c.max_consumers = 0;
+                },
+                state: PolicyState::default,
+                input: |i| {
+                    i.consumers = 0;
+                    i.backlog = 50_000;
+                },
+                want: (0, Hold, Some(Guard::AtLimit)),
+                reason: "raise them to consume again",
+            },
         ];
         for case in cases {
             let t = Instant::now();

@@ -35,7 +35,10 @@
 //!
 //! # Guards, in every mode
 //!
-//! In the order they apply: stay within `[min_consumers, min(max_consumers, partitions)]`
+//! First, a pause: with `min_consumers` and `max_consumers` both 0 the target is 0 whatever
+//! the lag (the only way to 0; otherwise `min_consumers` is at least 1).
+//!
+//! Then, in the order they apply: stay within `[min_consumers, min(max_consumers, partitions)]`
 //! (an excess is removed at once); no change on stale or old data; samples taken while the
 //! group rebalances are ignored (not even recorded); scale up at once, but not while any
 //! consumer reports a failing sink (more consumers would make a failing Cassandra worse), and
