@@ -146,6 +146,8 @@ pub struct DevCluster {
     work_dir: PathBuf,
     temporary: bool,
     tasks: Vec<JoinHandle<()>>,
+    /// Set by [`DevCluster::stop`], so that dropping afterwards does nothing.
+    stopped: bool,
 }
 
 async fn bind(port: u16, what: String) -> Result<TcpListener, StartError> {
@@ -217,6 +219,7 @@ impl DevCluster {
             work_dir,
             temporary,
             tasks,
+            stopped: false,
         })
     }
 
@@ -271,6 +274,7 @@ impl DevCluster {
     /// Stops serving, kills every process devcluster started, and removes the work
     /// directory if devcluster made it.
     pub async fn stop(mut self) {
+        self.stopped = true;
         self.shared.kill_all();
         self.shared.shutdown.send_replace(true);
         for task in std::mem::take(&mut self.tasks) {
@@ -288,6 +292,10 @@ impl DevCluster {
 /// executor, and left behind they fill the disk.
 impl Drop for DevCluster {
     fn drop(&mut self) {
+        if self.stopped {
+            // Done by stop(); signalling its process groups again could reach reused ids.
+            return;
+        }
         self.shared.kill_all();
         self.shared.shutdown.send_replace(true);
         for task in &self.tasks {
