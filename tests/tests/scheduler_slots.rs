@@ -210,7 +210,7 @@ async fn slots_follow_targets_move_off_lost_agents_and_uninstall_leaves_nothing(
     assert_eq!(scheduler.stop().await, Some(0), "graceful stop");
     let mut env = setup.env.clone();
     env.push(("SDK_UNINSTALL".into(), "true".into()));
-    let uninstaller =
+    let mut uninstaller =
         SchedulerProcess::start(&env, &setup.logs.join("scheduler-uninstall.log")).await;
     eventually(WAIT, "uninstall complete", || async {
         let (code, body) = uninstaller.get("/v1/plans/deploy").await;
@@ -245,6 +245,16 @@ async fn slots_follow_targets_move_off_lost_agents_and_uninstall_leaves_nothing(
     assert!(
         zk.check_stat(&root).await.expect("stat").is_none(),
         "{root} deleted"
+    );
+    let (code, body) = uninstaller.get("/v1/plans/deploy").await;
+    assert_eq!(
+        code, 200,
+        "still complete once the client has stopped: {body}"
+    );
+    assert_eq!(
+        uninstaller.stop().await,
+        Some(0),
+        "an uninstalled scheduler stops cleanly"
     );
     setup.cluster.stop().await;
 }

@@ -286,6 +286,7 @@ pub async fn run(
     let mut history_tick = tokio::time::interval(HISTORY_STEP);
     history_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut published_at = Instant::now();
+    let mut events_open = true;
     let stop = stopped();
     tokio::pin!(stop);
     let result = {
@@ -294,11 +295,15 @@ pub async fn run(
         loop {
             tokio::select! {
                 () = &mut stop => break Ok(()),
-                why = &mut lost => break Err(RunError::LockLost(why)),
-                event = events.recv() => match event {
+                // Uninstalling deletes the lock node with the rest of the state.
+                why = &mut lost, if !state.uninstalled => break Err(RunError::LockLost(why)),
+                event = events.recv(), if events_open => match event {
                     Some(event) => state.on_mesos(event).await,
                     None => {
-                        if state.fatal.is_none() {
+                        // A closed channel would be ready forever: stop polling it.
+                        events_open = false;
+                        // After our own TEARDOWN (uninstall) the client is meant to stop.
+                        if state.fatal.is_none() && !state.uninstalled {
                             state.fatal = Some(("the Mesos client stopped".into(), "restart the scheduler".into()));
                         }
                     }
