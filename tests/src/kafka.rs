@@ -7,6 +7,16 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
+/// An admin client for `brokers`, and options that wait up to 30 s for an operation.
+fn admin(brokers: &str) -> Result<(AdminClient<DefaultClientContext>, AdminOptions), String> {
+    let admin = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(|e| format!("cannot create a Kafka admin client for {brokers}: {e}"))?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    Ok((admin, options))
+}
+
 /// Creates `topic` with `partitions` partitions (replication 1) and waits until every
 /// partition has a leader; panics if it cannot.
 pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
@@ -17,11 +27,7 @@ pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
 
 /// [`create_topic`], with the failure as a sentence.
 pub async fn try_create_topic(brokers: &str, topic: &str, partitions: i32) -> Result<(), String> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .map_err(|e| format!("cannot create a Kafka admin client for {brokers}: {e}"))?;
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let (admin, options) = admin(brokers)?;
     let results = admin
         .create_topics(
             &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
@@ -55,11 +61,7 @@ pub async fn try_create_topic(brokers: &str, topic: &str, partitions: i32) -> Re
 
 /// Deletes `topic`.
 pub async fn delete_topic(brokers: &str, topic: &str) -> Result<(), String> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .map_err(|e| format!("cannot create a Kafka admin client for {brokers}: {e}"))?;
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let (admin, options) = admin(brokers)?;
     let results = admin
         .delete_topics(&[topic], &options)
         .await
@@ -74,11 +76,7 @@ pub async fn delete_topic(brokers: &str, topic: &str) -> Result<(), String> {
 
 /// Deletes the consumer group `group` (it must have no members).
 pub async fn delete_group(brokers: &str, group: &str) -> Result<(), String> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .map_err(|e| format!("cannot create a Kafka admin client for {brokers}: {e}"))?;
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let (admin, options) = admin(brokers)?;
     let results = admin
         .delete_groups(&[group], &options)
         .await
